@@ -1,0 +1,191 @@
+"""Training the compact AutoencoderKL as a plain image autoencoder on a collection (the AE warm-up)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from latent_triplane_ns.autoencoder import LATENT_STATS_FILE, build_compact_vae
+
+TRAINING_LOG_FILE = "ltn_ae_training.json"
+"""Progress curve and settings written beside the trained autoencoder."""
+
+
+@dataclass
+class AETrainingConfig:
+    """How the compact AutoencoderKL is trained from scratch on the collection's training images."""
+
+    block_out_channels: Tuple[int, ...] = (32, 64, 64, 64)
+    """Channels per resolution level; n levels downsample by 2^(n-1) (4 levels: 8x, as SD's VAE)."""
+    latent_channels: int = 4
+    """Latent channels."""
+    layers_per_block: int = 1
+    """ResNet layers per level."""
+    batch_size: int = 8
+    """Images per step."""
+    crop_size: Optional[int] = None
+    """Train on random square crops of this side (a multiple of the downsampling); None: whole images."""
+    lr: float = 2e-3
+    """Peak Adam learning rate (cosine decay to 5% over the budget, after a short warm-up)."""
+    kl_weight: float = 1e-6
+    """Weight of the KL term of the posterior; tiny, as for SD's VAE."""
+    max_minutes: float = 10.0
+    """Wall-clock budget of the training."""
+    max_steps: int = 100_000
+    """Step budget of the training (whichever budget runs out first)."""
+    eval_every_seconds: float = 30.0
+    """Seconds between held-out reconstruction PSNR measurements."""
+    seed: int = 0
+    """Seed of the weights' initialisation and of the batch order."""
+
+
+@dataclass
+class AETrainingResult:
+    """What a training run reached."""
+
+    eval_psnr: float
+    steps: int
+    seconds: float
+    curve: List[Dict[str, float]] = field(default_factory=list)
+
+
+@torch.no_grad()
+def reconstruction_psnr(vae, images: Tensor, batch_size: int = 16) -> float:
+    """Mean PSNR (images in [0, 1]) of D(mean E(x)) against x over (N, 3, H, W) images."""
+    vae.eval()
+    total, count = 0.0, 0
+    device = next(vae.parameters()).device
+    for start in range(0, images.shape[0], batch_size):
+        x = images[start : start + batch_size].to(device)
+        recon = vae.decode(vae.encode(x * 2 - 1).latent_dist.mean).sample.add(1).mul(0.5).clamp(0, 1)
+        mse = (recon - x).pow(2).flatten(1).mean(1).clamp_min(1e-10)
+        total += float((-10 * torch.log10(mse)).sum())
+        count += x.shape[0]
+    vae.train()
+    return total / max(count, 1)
+
+
+@torch.no_grad()
+def latent_statistics(vae, images: Tensor, batch_size: int = 16) -> Dict[str, List[float]]:
+    """Per-channel tanh normalisation of the mean latents: shift = mean, scale = 0.5 / std, so one standard
+    deviation maps to tanh(0.5) and the normalised latents use most of [0, 1] without saturating."""
+    vae.eval()
+    device = next(vae.parameters()).device
+    latents = torch.cat(
+        [
+            vae.encode(images[s : s + batch_size].to(device) * 2 - 1).latent_dist.mean.cpu()
+            for s in range(0, images.shape[0], batch_size)
+        ]
+    )
+    mean = latents.mean(dim=(0, 2, 3))
+    std = latents.std(dim=(0, 2, 3)).clamp_min(1e-6)
+    vae.train()
+    return {"shift": mean.tolist(), "scale": (0.5 / std).tolist()}
+
+
+def train_autoencoder(
+    config: AETrainingConfig,
+    train_images: Tensor,
+    eval_images: Tensor,
+    device: str = "cpu",
+    on_progress: Optional[Callable[[Dict[str, float]], None]] = None,
+    vae=None,
+) -> Tuple[object, AETrainingResult]:
+    """Trains an AutoencoderKL on (N, 3, H, W) images in [0, 1] until a budget runs out; keeps the best weights.
+
+    Args:
+        config: the recipe and budget.
+        train_images: images it learns from.
+        eval_images: held-out images whose reconstruction PSNR is measured and used to keep the best weights.
+        device: torch device.
+        on_progress: called with {"step", "seconds", "train_psnr", "eval_psnr"?} after every step.
+        vae: start from these weights instead of a fresh compact AutoencoderKL.
+    """
+    torch.manual_seed(config.seed)
+    if vae is None:
+        vae = build_compact_vae(config.block_out_channels, config.latent_channels, config.layers_per_block)
+    vae = vae.to(device).train()
+    vae.requires_grad_(True)
+    optimizer = torch.optim.Adam(vae.parameters(), lr=config.lr)
+    generator = torch.Generator().manual_seed(config.seed)
+    budget = config.max_minutes * 60.0
+    warmup = 50
+    start = time.perf_counter()
+    last_eval = -math.inf
+    best = (-math.inf, None)
+    curve: List[Dict[str, float]] = []
+    step = 0
+    n, _, height, width = train_images.shape
+    while step < config.max_steps:
+        elapsed = time.perf_counter() - start
+        if elapsed >= budget:
+            break
+        progress_fraction = min(elapsed / budget, step / config.max_steps)
+        lr = config.lr * min(1.0, (step + 1) / warmup) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress_fraction)))
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        index = torch.randint(0, n, (config.batch_size,), generator=generator)
+        x = train_images[index]
+        if config.crop_size is not None and config.crop_size < min(height, width):
+            top = int(torch.randint(0, (height - config.crop_size) // 8 + 1, (1,), generator=generator)) * 8
+            left = int(torch.randint(0, (width - config.crop_size) // 8 + 1, (1,), generator=generator)) * 8
+            x = x[:, :, top : top + config.crop_size, left : left + config.crop_size]
+        x = x.to(device) * 2 - 1
+        posterior = vae.encode(x).latent_dist
+        recon = vae.decode(posterior.sample()).sample
+        mse = F.mse_loss(recon, x)
+        loss = mse + config.kl_weight * posterior.kl().mean()
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"autoencoder loss became {float(loss)} at step {step}; lower the learning rate")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        step += 1
+        record = {"step": step, "seconds": time.perf_counter() - start, "train_psnr": float(-10 * torch.log10(mse.detach() / 4))}
+        now = time.perf_counter() - start
+        finishing = now >= budget or step >= config.max_steps
+        if now - last_eval >= config.eval_every_seconds or finishing:
+            last_eval = now
+            record["eval_psnr"] = reconstruction_psnr(vae, eval_images)
+            curve.append({k: round(v, 3) for k, v in record.items()})
+            if record["eval_psnr"] > best[0]:
+                best = (record["eval_psnr"], {k: v.detach().clone() for k, v in vae.state_dict().items()})
+        if on_progress is not None:
+            on_progress(record)
+    if best[1] is not None:
+        vae.load_state_dict(best[1])
+    vae.requires_grad_(False)
+    vae.eval()
+    result = AETrainingResult(eval_psnr=best[0], steps=step, seconds=time.perf_counter() - start, curve=curve)
+    return vae, result
+
+
+def save_trained_autoencoder(
+    vae, output_dir: Path, stats: Dict[str, List[float]], log: Dict[str, object]
+) -> Path:
+    """Writes the AutoencoderKL (`save_pretrained`), its latent statistics and the training log, atomically."""
+    output_dir = Path(output_dir)
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=output_dir.parent))
+    try:
+        vae.save_pretrained(str(tmp), safe_serialization=True)
+        (tmp / LATENT_STATS_FILE).write_text(json.dumps(stats, indent=2))
+        (tmp / TRAINING_LOG_FILE).write_text(json.dumps(log, indent=2))
+        if output_dir.exists():
+            shutil.rmtree(output_dir)
+        os.replace(tmp, output_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return output_dir

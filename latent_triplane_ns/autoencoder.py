@@ -1,0 +1,201 @@
+"""Image autoencoder whose latent space the Tri-Planes live in: a diffusers AutoencoderKL, or the identity for RGB."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Optional, Tuple, Type
+
+import torch
+from nerfstudio.configs.base_config import InstantiateConfig
+from torch import Tensor, nn
+
+LATENT_STATS_FILE = "ltn_latent_stats.json"
+"""Per-channel latent statistics written beside an AutoencoderKL trained by this package (`ltn-train-ae`)."""
+
+ATANH_EPS = 1e-4
+"""Clip of the tanh normaliser's inverse: the largest recoverable latent is atanh(1 - eps) / scale."""
+
+
+class AutoencoderError(ValueError):
+    """An autoencoder directory or setting that cannot be used."""
+
+
+@dataclass
+class AutoencoderConfig(InstantiateConfig):
+    """Which image autoencoder maps RGB images to the latent images that the Tri-Planes are fitted to."""
+
+    _target: Type = field(default_factory=lambda: LatentAutoencoder)
+    source: Literal["pretrained", "compact", "identity"] = "pretrained"
+    """'pretrained': a local diffusers AutoencoderKL directory (never downloaded); 'compact': the compact
+    AutoencoderKL configuration below with fresh weights (the starting point of AE training, and tests);
+    'identity': no autoencoder, latents are the RGB image itself (the RGB Tri-Plane baseline)."""
+    pretrained_path: Optional[Path] = None
+    """Local AutoencoderKL directory (holding config.json and the weights), for source='pretrained'."""
+    subfolder: Optional[str] = None
+    """Subfolder of pretrained_path holding the AutoencoderKL, e.g. 'vae' for a Stable Diffusion folder."""
+    block_out_channels: Tuple[int, ...] = (32, 64, 64, 64)
+    """Compact AutoencoderKL channels per resolution level; n levels downsample by 2^(n-1)."""
+    latent_channels: int = 4
+    """Compact AutoencoderKL latent channels."""
+    layers_per_block: int = 1
+    """Compact AutoencoderKL ResNet layers per level."""
+    encode_mode: Literal["mean", "sample"] = "mean"
+    """Latent used as the target of an image: the posterior mean, or one random draw from it."""
+    normalization: Literal["tanh", "none"] = "tanh"
+    """Maps raw latents z to [0, 1]: 'tanh' is 0.5 * (tanh(scale * (z - shift)) + 1); 'none' keeps z."""
+    tanh_scale: Optional[Tuple[float, ...]] = None
+    """Per-channel (or one shared) tanh scale. None: the statistics stored beside the AE, else 0.02 (SD-VAE)."""
+    tanh_shift: Optional[Tuple[float, ...]] = None
+    """Per-channel (or one shared) shift. None: the statistics stored beside the AE, else 0."""
+    background_latent: Optional[Tuple[float, ...]] = None
+    """Normalised latent of the background. None: the encoding of a white image."""
+
+
+def _per_channel(values: Optional[Tuple[float, ...]], channels: int, default: float, what: str) -> Tensor:
+    if values is None:
+        return torch.full((channels,), float(default))
+    if len(values) == 1:
+        return torch.full((channels,), float(values[0]))
+    if len(values) != channels:
+        raise AutoencoderError(f"{what} has {len(values)} values, the autoencoder has {channels} latent channels")
+    return torch.tensor([float(v) for v in values])
+
+
+def build_compact_vae(block_out_channels: Tuple[int, ...], latent_channels: int, layers_per_block: int):
+    """Builds the compact AutoencoderKL (same family as Stable Diffusion's VAE, fewer channels)."""
+    from diffusers import AutoencoderKL
+
+    levels = len(block_out_channels)
+    groups = min(32, *block_out_channels)
+    return AutoencoderKL(
+        block_out_channels=tuple(block_out_channels),
+        down_block_types=("DownEncoderBlock2D",) * levels,
+        up_block_types=("UpDecoderBlock2D",) * levels,
+        latent_channels=latent_channels,
+        layers_per_block=layers_per_block,
+        norm_num_groups=groups,
+    )
+
+
+def load_pretrained_vae(path: Path, subfolder: Optional[str] = None):
+    """Loads a local AutoencoderKL directory; never touches the network."""
+    root = Path(path) / subfolder if subfolder else Path(path)
+    config_file = root / "config.json"
+    if not root.is_dir():
+        raise AutoencoderError(f"{root}: autoencoder directory does not exist")
+    if not config_file.is_file():
+        raise AutoencoderError(f"{config_file}: missing; {root} is not a diffusers AutoencoderKL directory")
+    try:
+        class_name = json.loads(config_file.read_text()).get("_class_name")
+    except json.JSONDecodeError as err:
+        raise AutoencoderError(f"{config_file}: not valid JSON ({err})") from err
+    if class_name != "AutoencoderKL":
+        raise AutoencoderError(f"{config_file}: describes a {class_name!r}, not an AutoencoderKL")
+    from diffusers import AutoencoderKL
+
+    try:
+        return AutoencoderKL.from_pretrained(str(root), local_files_only=True)
+    except (OSError, ValueError, RuntimeError) as err:
+        raise AutoencoderError(f"{root}: could not load the AutoencoderKL weights ({err})") from err
+
+
+class LatentAutoencoder(nn.Module):
+    """Encodes RGB images to normalised latent images in [0, 1] and decodes them back.
+
+    Args:
+        config: the autoencoder settings.
+        vae: an already built AutoencoderKL to use instead of the one the config describes.
+        latent_stats: per-channel ``{"shift": [...], "scale": [...]}`` to use when the config gives none.
+    """
+
+    def __init__(self, config: AutoencoderConfig, vae: Optional[nn.Module] = None, latent_stats: Optional[dict] = None):
+        super().__init__()
+        self.config = config
+        stats = latent_stats or {}
+        if vae is None and config.source == "pretrained":
+            if config.pretrained_path is None:
+                raise AutoencoderError(
+                    "autoencoder.source is 'pretrained' but no autoencoder.pretrained-path was given "
+                    "(train one with `ltn-train-ae`, or point to a local AutoencoderKL directory)"
+                )
+            vae = load_pretrained_vae(config.pretrained_path, config.subfolder)
+            stats_file = Path(config.pretrained_path) / (config.subfolder or "") / LATENT_STATS_FILE
+            if not stats and stats_file.is_file():
+                stats = json.loads(stats_file.read_text())
+        elif vae is None and config.source == "compact":
+            vae = build_compact_vae(config.block_out_channels, config.latent_channels, config.layers_per_block)
+        self.vae = vae
+        if vae is not None:
+            vae.requires_grad_(False)
+            channels = int(vae.config.latent_channels)
+            self.downsample_factor = 2 ** (len(vae.config.block_out_channels) - 1)
+        else:
+            channels, self.downsample_factor = 3, 1
+        self.latent_channels = channels
+        self.normalization = config.normalization if vae is not None else "none"
+        scale = config.tanh_scale if config.tanh_scale is not None else stats.get("scale")
+        shift = config.tanh_shift if config.tanh_shift is not None else stats.get("shift")
+        self.register_buffer("norm_scale", _per_channel(scale, channels, 0.02, "tanh_scale"))
+        self.register_buffer("norm_shift", _per_channel(shift, channels, 0.0, "tanh_shift"))
+        if config.background_latent is not None:
+            background = _per_channel(config.background_latent, channels, 0.0, "background_latent")
+        elif vae is None:
+            background = torch.ones(3)
+        else:
+            with torch.no_grad():
+                white = torch.ones(1, 3, 4 * self.downsample_factor, 4 * self.downsample_factor)
+                background = self.encode(white, mode="mean").mean(dim=(0, 2, 3))
+        self.register_buffer("background_latent", background)
+
+    def normalize(self, z: Tensor) -> Tensor:
+        """Raw latents (B, C, h, w) -> normalised latents in [0, 1]."""
+        if self.normalization == "none":
+            return z
+        scale, shift = self.norm_scale.view(1, -1, 1, 1), self.norm_shift.view(1, -1, 1, 1)
+        return 0.5 * (torch.tanh(scale * (z - shift)) + 1.0)
+
+    def denormalize(self, y: Tensor) -> Tensor:
+        """Normalised latents (B, C, h, w) -> raw latents; the inverse of `normalize` within the clip."""
+        if self.normalization == "none":
+            return y
+        scale, shift = self.norm_scale.view(1, -1, 1, 1), self.norm_shift.view(1, -1, 1, 1)
+        return torch.atanh((2.0 * y - 1.0).clamp(-1.0 + ATANH_EPS, 1.0 - ATANH_EPS)) / scale + shift
+
+    def encode_raw(self, images: Tensor, mode: Optional[str] = None) -> Tensor:
+        """RGB images (B, 3, H, W) in [0, 1], H and W multiples of the downsampling -> raw latents (B, C, H/f, W/f)."""
+        self.check_size(images.shape[-2], images.shape[-1])
+        if self.vae is None:
+            return images
+        with torch.autocast(images.device.type, enabled=False):
+            posterior = self.vae.encode(images.float() * 2.0 - 1.0).latent_dist
+        return posterior.sample() if (mode or self.config.encode_mode) == "sample" else posterior.mean
+
+    def encode(self, images: Tensor, mode: Optional[str] = None) -> Tensor:
+        """RGB images (B, 3, H, W) in [0, 1] -> normalised latents (B, C, H/f, W/f) in [0, 1]."""
+        return self.normalize(self.encode_raw(images, mode))
+
+    def decode(self, latents: Tensor) -> Tensor:
+        """Normalised latents (B, C, h, w) -> RGB images (B, 3, f*h, f*w) in [0, 1]."""
+        if self.vae is None:
+            return latents.clamp(0.0, 1.0)
+        with torch.autocast(latents.device.type, enabled=False):
+            images = self.vae.decode(self.denormalize(latents.float())).sample
+        return ((images + 1.0) * 0.5).clamp(0.0, 1.0)
+
+    def check_size(self, height: int, width: int) -> None:
+        """Raises when an image side is not a multiple of the downsampling factor."""
+        f = self.downsample_factor
+        if height % f or width % f:
+            raise AutoencoderError(f"image size {height}x{width} is not a multiple of the autoencoder's factor {f}")
+
+    def fingerprint(self) -> str:
+        """A short hash of everything that changes the latents: weights, normalisation and encode mode."""
+        digest = hashlib.sha256()
+        digest.update(f"{self.normalization}|{self.config.encode_mode}|{self.downsample_factor}".encode())
+        for name, tensor in sorted(self.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        return digest.hexdigest()[:16]

@@ -1,0 +1,244 @@
+"""DataManager that encodes every image once, caches the latents on disk, and serves latent-pixel rays."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+from copy import deepcopy
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Dict, Iterator, List, Tuple, Type
+
+import torch
+from nerfstudio.cameras.cameras import Cameras
+from nerfstudio.cameras.rays import RayBundle
+from nerfstudio.data.datamanagers.full_images_datamanager import FullImageDatamanager, FullImageDatamanagerConfig
+from nerfstudio.configs.dataparser_configs import AnnotatedDataParserUnion
+from nerfstudio.data.datasets.base_dataset import InputDataset
+from nerfstudio.utils.rich_utils import CONSOLE
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+
+from latent_triplane_ns.autoencoder import LatentAutoencoder
+from latent_triplane_ns.dataparsers.procedural import ProceduralCarsDataParserConfig
+
+CACHE_DIRNAME = ".ltn_latents"
+"""Folder, inside the dataset folder, holding the cached latents."""
+
+
+@dataclass
+class LatentDataManagerConfig(FullImageDatamanagerConfig):
+    """Encodes every image once with the autoencoder and serves random latent-pixel rays across all scenes."""
+
+    _target: Type = field(default_factory=lambda: LatentDataManager)
+    dataparser: AnnotatedDataParserUnion = field(default_factory=ProceduralCarsDataParserConfig)
+    train_num_rays_per_batch: int = 4096
+    """Latent pixels (rays) per training step, drawn uniformly over all images of all scenes."""
+    eval_num_rays_per_batch: int = 4096
+    """Latent pixels per evaluation-loss step."""
+    encode_batch_size: int = 16
+    """Images encoded per autoencoder call when building the latent cache."""
+    cache_latents_on_disk: bool = True
+    """Keep the latents in a cache next to the data, keyed by autoencoder weights, normalisation and images."""
+
+
+class LatentDataManager(FullImageDatamanager[InputDataset]):
+    """Holds the latent images of the collection and serves rays at latent resolution.
+
+    `image` stays RGB everywhere (viewer thumbnails and `ns-render dataset` read it from the dataset); latents are
+    added as `latent`. Images are cropped at the top-left to a multiple of the autoencoder's downsampling factor;
+    the principal point is unchanged by such a crop, only the camera's width and height shrink.
+    """
+
+    config: LatentDataManagerConfig
+
+    def __init__(self, config: LatentDataManagerConfig, *args, **kwargs):
+        self._autoencoder: List[LatentAutoencoder] = []  # unregistered: the model owns and saves it
+        super().__init__(config, *args, **kwargs)
+        self._rng = torch.Generator().manual_seed(config.train_cameras_sampling_seed)
+        for dataset in (self.train_dataset, self.eval_dataset):
+            if dataset.cameras.metadata is None or "scene_index" not in dataset.cameras.metadata:
+                dataset.cameras.metadata = {"scene_index": torch.zeros(len(dataset), 1, dtype=torch.long)}
+
+    def set_autoencoder(self, autoencoder: LatentAutoencoder) -> None:
+        """Gives the autoencoder to encode with and crops the cameras to its downsampling factor."""
+        self._autoencoder = [autoencoder]
+        f = autoencoder.downsample_factor
+        for dataset in (self.train_dataset, self.eval_dataset):
+            dataset.cameras.height = dataset.cameras.height - dataset.cameras.height % f
+            dataset.cameras.width = dataset.cameras.width - dataset.cameras.width % f
+            if int(dataset.cameras.height.min()) < f or int(dataset.cameras.width.min()) < f:
+                raise ValueError(f"images of {self.get_datapath()} are smaller than the autoencoder's factor {f}")
+
+    @property
+    def autoencoder(self) -> LatentAutoencoder:
+        if not self._autoencoder:
+            raise RuntimeError("LatentDataManager.set_autoencoder must be called before latents are needed")
+        return self._autoencoder[0]
+
+    def load_image(self, dataset: InputDataset, index: int) -> Tensor:
+        """RGB image (H, W, 3) in [0, 1], background composited, cropped to its camera's size."""
+        image = dataset.get_image_float32(index)[..., :3]
+        height, width = int(dataset.cameras.height[index]), int(dataset.cameras.width[index])
+        if image.shape[0] < height or image.shape[1] < width:
+            raise ValueError(
+                f"{dataset.image_filenames[index]}: image is {image.shape[0]}x{image.shape[1]}, "
+                f"its camera says {height}x{width}"
+            )
+        return image[:height, :width]
+
+    def _cache_key(self, dataset: InputDataset) -> str:
+        digest = hashlib.sha256(self.autoencoder.fingerprint().encode())
+        digest.update(str(dataset._dataparser_outputs.alpha_color).encode())
+        for filename, h, w in zip(dataset.image_filenames, dataset.cameras.height, dataset.cameras.width):
+            digest.update(f"{h.item()}x{w.item()}".encode())
+            digest.update(Path(filename).read_bytes())
+        return digest.hexdigest()[:20]
+
+    def _encode(self, dataset: InputDataset, split: str) -> Dict[str, Tensor]:
+        """Latents (N, h, w, C) and scene indices (N,) of a dataset, from the disk cache when it matches."""
+        heights, widths = dataset.cameras.height.unique(), dataset.cameras.width.unique()
+        if len(heights) > 1 or len(widths) > 1:
+            odd = int((dataset.cameras.height != dataset.cameras.height[0]).nonzero()[0, 0])
+            raise ValueError(
+                f"{dataset.image_filenames[odd]}: all images of a collection must share one size for the latent "
+                f"cache ({int(dataset.cameras.height[0])}x{int(dataset.cameras.width[0])} vs "
+                f"{int(dataset.cameras.height[odd])}x{int(dataset.cameras.width[odd])})"
+            )
+        scene_index = dataset.cameras.metadata["scene_index"].view(-1).long()
+        ae = self.autoencoder
+        use_disk = self.config.cache_latents_on_disk and ae.vae is not None
+        cache_file = None
+        if use_disk:
+            cache_file = Path(self.get_datapath()) / CACHE_DIRNAME / f"{split}-{self._cache_key(dataset)}.safetensors"
+            if cache_file.is_file():
+                latents = load_file(str(cache_file))["latents"]
+                if latents.shape[0] == len(dataset):
+                    CONSOLE.log(f"Latent cache hit: {cache_file}")
+                    return {"latents": latents.to(self.device), "scene_index": scene_index.to(self.device)}
+        chunks = []
+        size = self.config.encode_batch_size
+        device = ae.background_latent.device
+        with Progress(
+            TextColumn(f"[bold green]Encoding {split} images"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=CONSOLE,
+            transient=True,
+        ) as progress:
+            task = progress.add_task("encode", total=len(dataset))
+            for start in range(0, len(dataset), size):
+                images = torch.stack([self.load_image(dataset, i) for i in range(start, min(start + size, len(dataset)))])
+                with torch.no_grad():
+                    chunks.append(ae.encode(images.permute(0, 3, 1, 2).to(device)).permute(0, 2, 3, 1).cpu())
+                progress.advance(task, images.shape[0])
+        latents = torch.cat(chunks).contiguous()
+        if cache_file is not None:
+            try:
+                _atomic_save(cache_file, latents, {"split": split, "num_images": len(dataset), "data": str(self.get_datapath())})
+            except OSError as err:
+                CONSOLE.log(f"[yellow]Could not write the latent cache {cache_file} ({err}); continuing without it")
+        return {"latents": latents.to(self.device), "scene_index": scene_index.to(self.device)}
+
+    @cached_property
+    def cached_train(self) -> Dict[str, Tensor]:  # type: ignore[override]
+        return self._encode(self.train_dataset, "train")
+
+    @cached_property
+    def cached_eval(self) -> Dict[str, Tensor]:  # type: ignore[override]
+        return self._encode(self.eval_dataset, "eval")
+
+    @cached_property
+    def latent_train_cameras(self) -> Cameras:
+        return _latent_cameras(self.train_dataset.cameras, self.autoencoder.downsample_factor).to(self.device)
+
+    @cached_property
+    def latent_eval_cameras(self) -> Cameras:
+        return _latent_cameras(self.eval_dataset.cameras, self.autoencoder.downsample_factor).to(self.device)
+
+    def get_train_rays_per_batch(self) -> int:
+        return self.config.train_num_rays_per_batch
+
+    def _random_rays(self, cache: Dict[str, Tensor], cameras: Cameras, count: int) -> Tuple[RayBundle, Dict]:
+        latents = cache["latents"]
+        n, h, w, _ = latents.shape
+        flat = torch.randint(0, n * h * w, (count,), generator=self._rng).to(self.device)
+        image, y, x = flat // (h * w), (flat % (h * w)) // w, flat % w
+        coords = torch.stack([y, x], dim=-1).float() + 0.5
+        ray_bundle = cameras.generate_rays(camera_indices=image.unsqueeze(-1), coords=coords)
+        return ray_bundle, {"latent": latents[image, y, x], "indices": torch.stack([image, y, x], dim=-1)}
+
+    def next_train(self, step: int) -> Tuple[RayBundle, Dict]:  # type: ignore[override]
+        """Random latent pixels of all training images of all scenes."""
+        self.train_count += 1
+        return self._random_rays(self.cached_train, self.latent_train_cameras, self.config.train_num_rays_per_batch)
+
+    def next_eval(self, step: int) -> Tuple[RayBundle, Dict]:  # type: ignore[override]
+        """Random latent pixels of the held-out images, for the evaluation loss."""
+        self.eval_count += 1
+        return self._random_rays(self.cached_eval, self.latent_eval_cameras, self.config.eval_num_rays_per_batch)
+
+    def eval_item(self, index: int) -> Tuple[Cameras, Dict]:
+        """Full-resolution camera of held-out image `index` and its batch: RGB `image`, `latent`, `scene_index`."""
+        camera = self.eval_dataset.cameras[index : index + 1].to(self.device)
+        batch = {
+            "image": self.load_image(self.eval_dataset, index).to(self.device),
+            "latent": self.cached_eval["latents"][index],
+            "scene_index": int(self.cached_eval["scene_index"][index]),
+            "image_idx": index,
+        }
+        return camera, batch
+
+    def next_eval_image(self, step: int) -> Tuple[Cameras, Dict]:
+        index = self.eval_unseen_cameras.pop(random.randint(0, len(self.eval_unseen_cameras) - 1))
+        if not self.eval_unseen_cameras:
+            self.eval_unseen_cameras = list(range(len(self.eval_dataset)))
+        return self.eval_item(index)
+
+    @property
+    def fixed_indices_eval_dataloader(self) -> "EvalImages":  # type: ignore[override]
+        """Every held-out image in order, loaded only when iterated (the viewer inspects this attribute)."""
+        return EvalImages(self)
+
+
+class EvalImages:
+    """Lazy sequence of (camera, batch) over the held-out images."""
+
+    def __init__(self, datamanager: LatentDataManager):
+        self.datamanager = datamanager
+
+    def __len__(self) -> int:
+        return len(self.datamanager.eval_dataset)
+
+    def __getitem__(self, index: int) -> Tuple[Cameras, Dict]:
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        return self.datamanager.eval_item(index)
+
+    def __iter__(self) -> Iterator[Tuple[Cameras, Dict]]:
+        return (self[i] for i in range(len(self)))
+
+
+def _latent_cameras(cameras: Cameras, factor: int) -> Cameras:
+    """Cameras at latent resolution: intrinsics divided exactly by the factor, so latent pixel j covers RGB
+    pixels f*j .. f*j+f-1 under nerfstudio's pixel-centre (+0.5) convention."""
+    latent = deepcopy(cameras)
+    latent.rescale_output_resolution(1.0 / factor)
+    return latent
+
+
+def _atomic_save(path: Path, latents: Tensor, info: Dict) -> None:
+    """Writes the cache file and its sidecar through temporary names, so no partial file is ever read."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    save_file({"latents": latents}, str(tmp))
+    os.replace(tmp, path)
+    sidecar = path.with_suffix(".json")
+    tmp_info = sidecar.with_name(f".{sidecar.name}.{os.getpid()}.tmp")
+    tmp_info.write_text(json.dumps(info, indent=2))
+    os.replace(tmp_info, sidecar)

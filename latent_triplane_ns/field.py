@@ -1,0 +1,139 @@
+"""Micro-Macro Tri-Plane field: per-scene micro planes plus a shared basis, decoded by one tiny MLP."""
+
+from __future__ import annotations
+
+from typing import Dict, Literal
+
+import torch
+import torch.nn.functional as F
+from jaxtyping import Float, Int
+from nerfstudio.field_components.mlp import MLP
+from nerfstudio.utils.external import TCNN_EXISTS
+from torch import Tensor, nn
+
+PLANE_AXES = ((0, 1), (0, 2), (1, 2))
+"""Coordinates each plane is indexed by: xy, xz, yz (nerfstudio's order; the EG3D xz/zx duplicate is not copied)."""
+
+
+class MicroMacroTriplanes(nn.Module):
+    """Tri-Planes for many scenes: T(s) = concat(T_mic(s), sum_i W(s)_i B_i).
+
+    Args:
+        num_scenes: number of scenes S.
+        resolution: side R of every plane.
+        micro_features: F_mic, per-scene features per plane.
+        macro_features: F_mac, features per plane of each basis plane set (0 when num_basis is 0).
+        num_basis: M, number of shared basis plane sets (0: per-scene planes only).
+        init_scale: standard deviation of the planes' initial values.
+    """
+
+    def __init__(
+        self,
+        num_scenes: int,
+        resolution: int,
+        micro_features: int,
+        macro_features: int,
+        num_basis: int,
+        init_scale: float = 0.1,
+    ):
+        super().__init__()
+        if num_scenes < 1:
+            raise ValueError("a Tri-Plane field needs at least one scene")
+        if (num_basis == 0) != (macro_features == 0):
+            raise ValueError(f"num_basis={num_basis} and macro_features={macro_features}: both or neither must be 0")
+        if micro_features + macro_features < 1:
+            raise ValueError("the planes need at least one feature")
+        self.num_scenes, self.resolution, self.num_basis = num_scenes, resolution, num_basis
+        self.micro = nn.Parameter(init_scale * torch.randn(num_scenes, 3, micro_features, resolution, resolution))
+        self.basis = nn.Parameter(init_scale * torch.randn(num_basis, 3, macro_features, resolution, resolution))
+        # Weights start at 1/sqrt(M) so the macro features start at the micro features' scale.
+        self.weights = nn.Parameter(torch.randn(num_scenes, num_basis) / max(num_basis, 1) ** 0.5)
+
+    @property
+    def num_features(self) -> int:
+        return self.micro.shape[2] + self.basis.shape[2]
+
+    def planes(self, scenes: Int[Tensor, "k"]) -> Float[Tensor, "k 3 F R R"]:
+        """The fused planes of the given scenes."""
+        micro = self.micro[scenes]
+        if self.num_basis == 0:
+            return micro
+        macro = torch.einsum("km,mpfhw->kpfhw", self.weights[scenes], self.basis)
+        return torch.cat([micro, macro], dim=2)
+
+    def forward(
+        self, positions: Float[Tensor, "n 3"], scene_index: Int[Tensor, "n"]
+    ) -> tuple[Float[Tensor, "n F"], Tensor, Tensor]:
+        """Samples summed plane features at positions in [-1, 1]^3 of each point's scene.
+
+        Returns:
+            features (n, F); the scenes present (k,); their fused planes (k, 3, F, R, R), for regularisers.
+        """
+        if scene_index.numel() and (int(scene_index.min()) < 0 or int(scene_index.max()) >= self.num_scenes):
+            raise IndexError(
+                f"scene index {int(scene_index.max())} out of range: this field holds {self.num_scenes} scenes"
+            )
+        scenes, local = torch.unique(scene_index, return_inverse=True)
+        planes = self.planes(scenes)  # k 3 F R R
+        k = planes.shape[0]
+        # One trilinear grid_sample over a (scene, v, u) volume per plane: the scene coordinate lands exactly on an
+        # integer index, so each point reads only its own scene's plane.
+        volume = planes.permute(1, 2, 0, 3, 4)  # 3 F k R R
+        depth = (2.0 * local.to(positions.dtype) / (k - 1) - 1.0) if k > 1 else torch.zeros_like(positions[:, 0])
+        grids = torch.stack(
+            [torch.stack([positions[:, a], positions[:, b], depth], dim=-1) for a, b in PLANE_AXES]
+        )  # 3 n 3, grid_sample takes (x=width=u, y=height=v, z=depth)
+        sampled = F.grid_sample(
+            volume, grids[:, None, None], mode="bilinear", padding_mode="zeros", align_corners=True
+        )  # 3 F 1 1 n
+        features = sampled[:, :, 0, 0, :].sum(dim=0).transpose(0, 1)  # n F
+        return features, scenes, planes
+
+
+class TriplaneField(nn.Module):
+    """Tri-Planes plus a tiny MLP mapping the summed plane feature to density and C output channels.
+
+    Args:
+        triplanes: the planes of every scene.
+        out_channels: C, latent channels (3 for RGB).
+        hidden_width: width of the MLP's hidden layer.
+        implementation: 'auto' picks tiny-cuda-nn's fused MLP when it imports, PyTorch otherwise.
+    """
+
+    def __init__(
+        self,
+        triplanes: MicroMacroTriplanes,
+        out_channels: int,
+        hidden_width: int = 64,
+        implementation: Literal["auto", "tcnn", "torch"] = "auto",
+    ):
+        super().__init__()
+        self.triplanes = triplanes
+        self.out_channels = out_channels
+        if implementation == "auto":
+            implementation = "tcnn" if TCNN_EXISTS else "torch"
+        self.mlp = MLP(
+            in_dim=triplanes.num_features,
+            num_layers=2,
+            layer_width=hidden_width,
+            out_dim=1 + out_channels,
+            activation=nn.Softplus(),
+            out_activation=None,
+            implementation=implementation,
+        )
+
+    def forward(self, positions: Float[Tensor, "n 3"], scene_index: Int[Tensor, "n"]) -> Dict[str, Tensor]:
+        """Density (n, 1) and colours (n, C) in [0, 1] at positions in [-1, 1]^3; zero density outside the box."""
+        features, scenes, planes = self.triplanes(positions, scene_index)
+        raw = self.mlp(features).float()
+        inside = (positions.abs() <= 1.0).all(dim=-1, keepdim=True)
+        density = F.softplus(raw[:, :1] - 1.0) * inside
+        colors = torch.sigmoid(raw[:, 1:]) * 1.002 - 0.001
+        return {"density": density, "colors": colors, "scenes": scenes, "planes": planes}
+
+
+def plane_tv(planes: Float[Tensor, "k 3 F R R"]) -> Tensor:
+    """Total variation of fused planes, summed over scenes and normalised by (H + W) as in the paper."""
+    dh = (planes[..., 1:, :] - planes[..., :-1, :]).pow(2).sum()
+    dw = (planes[..., :, 1:] - planes[..., :, :-1]).pow(2).sum()
+    return (dh + dw) / (planes.shape[-1] + planes.shape[-2])

@@ -1,0 +1,274 @@
+"""Latent Tri-Plane model: renders latent images of many scenes and decodes them to RGB for every nerfstudio tool."""
+
+from __future__ import annotations
+
+from copy import deepcopy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Literal, Optional, Tuple, Type
+
+import torch
+import torch.nn.functional as F
+from nerfstudio.cameras.cameras import Cameras
+from nerfstudio.cameras.rays import RayBundle
+from nerfstudio.data.scene_box import SceneBox
+from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes, TrainingCallbackLocation
+from nerfstudio.model_components.ray_samplers import PDFSampler, UniformSampler
+from nerfstudio.model_components.renderers import AccumulationRenderer, DepthRenderer
+from nerfstudio.models.base_model import Model, ModelConfig
+from nerfstudio.utils import colormaps
+from nerfstudio.viewer.viewer_elements import ViewerDropdown
+from torch import Tensor
+from torch.nn import Parameter
+from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
+
+from latent_triplane_ns import basis as basis_io
+from latent_triplane_ns.autoencoder import AutoencoderConfig, LatentAutoencoder
+from latent_triplane_ns.field import MicroMacroTriplanes, TriplaneField, plane_tv
+from latent_triplane_ns.renderers import LatentRenderer
+
+LPIPS_WEIGHTS = "alexnet-owt-7be5be79.pth"
+"""torchvision's AlexNet weights that torchmetrics' LPIPS loads; LPIPS is computed only when they are local."""
+
+
+@dataclass
+class LatentTriplaneModelConfig(ModelConfig):
+    """Micro-Macro Tri-Planes rendered in an autoencoder's latent space (C=3 and the identity AE: RGB Tri-Planes)."""
+
+    _target: Type = field(default_factory=lambda: LatentTriplaneModel)
+    autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
+    """The autoencoder (ignored when a basis checkpoint is given: the basis brings its own)."""
+    basis_checkpoint: Optional[Path] = None
+    """Basis checkpoint directory (global basis, MLP, autoencoder, normalisation) to learn new scenes against."""
+    shared_training: Literal["auto", "train", "frozen"] = "auto"
+    """Whether the basis and the MLP are optimised; 'auto' freezes them when a basis checkpoint is loaded."""
+    plane_resolution: int = 64
+    """Side of every plane."""
+    micro_features: int = 10
+    """F_mic: per-scene features per plane."""
+    macro_features: int = 22
+    """F_mac: features per plane of the shared basis (0 together with num_basis=0 for per-scene planes only)."""
+    num_basis: int = 50
+    """M: number of shared basis plane sets."""
+    plane_init_scale: float = 0.1
+    """Standard deviation of the planes' initial values."""
+    mlp_hidden_width: int = 64
+    """Hidden width of the tiny MLP shared by all scenes."""
+    mlp_implementation: Literal["auto", "tcnn", "torch"] = "auto"
+    """'auto': tiny-cuda-nn's fused MLP when it imports, PyTorch otherwise."""
+    num_coarse_samples: int = 48
+    """Stratified samples per ray."""
+    num_importance_samples: int = 48
+    """Samples per ray drawn from the coarse weights, merged with the coarse ones."""
+    latent_loss_mult: float = 1.0
+    """Weight of the MSE between rendered and encoded latents."""
+    tv_loss_mult: float = 1e-4
+    """Weight of the total variation of the planes of the scenes in the batch."""
+    collider_params: Optional[Dict[str, float]] = field(
+        default_factory=lambda: {"near_plane": 1.0, "far_plane": 4.2}
+    )
+    """Near and far distances of every ray (the default suits cameras at radius 2.6 around a [-1, 1]^3 object)."""
+
+
+class LatentTriplaneModel(Model):
+    """Renders C-channel latent images of any scene of a collection and decodes them with the autoencoder.
+
+    Args:
+        config: the model settings.
+    """
+
+    config: LatentTriplaneModelConfig
+
+    def populate_modules(self) -> None:
+        super().populate_modules()
+        metadata = self.kwargs.get("metadata") or {}
+        self.scene_names: List[str] = list(metadata.get("scene_names") or ["scene"])
+        num_scenes = len(self.scene_names)
+        config = self.config
+        loaded = basis_io.read_basis_checkpoint(config.basis_checkpoint) if config.basis_checkpoint else None
+        if loaded is not None:
+            loaded.check_compatible(config)
+            self.autoencoder = loaded.build_autoencoder()
+        else:
+            self.autoencoder = LatentAutoencoder(config.autoencoder)
+        triplanes = MicroMacroTriplanes(
+            num_scenes,
+            config.plane_resolution,
+            config.micro_features,
+            config.macro_features,
+            config.num_basis,
+            config.plane_init_scale,
+        )
+        self.field = TriplaneField(
+            triplanes, self.autoencoder.latent_channels, config.mlp_hidden_width, config.mlp_implementation
+        )
+        if loaded is not None:
+            loaded.load_into(self.field)
+        shared = config.shared_training
+        self.train_shared = shared == "train" or (shared == "auto" and loaded is None)
+        self.sampler_uniform = UniformSampler(num_samples=config.num_coarse_samples, single_jitter=False)
+        self.sampler_pdf = PDFSampler(num_samples=config.num_importance_samples, include_original=True)
+        self.renderer_latent = LatentRenderer()
+        self.renderer_accumulation = AccumulationRenderer()
+        self.renderer_depth = DepthRenderer(method="expected")
+        self.psnr = PeakSignalNoiseRatio(data_range=1.0)
+        self.ssim = StructuralSimilarityIndexMeasure(data_range=1.0)
+        self._lpips: list = []  # built lazily, unregistered, only when its weights are local
+        self.viewer_scene: Optional[int] = None
+        self.scene_dropdown = ViewerDropdown(
+            name="Scene",
+            default_value=self.scene_names[0],
+            options=self.scene_names,
+            cb_hook=lambda element: self.select_scene(element.value),
+        )
+
+    def select_scene(self, name: str) -> None:
+        """Scene rendered for cameras that carry no scene index (the viewer's)."""
+        self.viewer_scene = self.scene_names.index(name)
+
+    def get_param_groups(self) -> Dict[str, List[Parameter]]:
+        planes = self.field.triplanes
+        groups = {"micro_planes": [planes.micro]}
+        if planes.num_basis > 0:
+            groups["basis_weights"] = [planes.weights]
+        if self.train_shared:
+            if planes.num_basis > 0:
+                groups["basis"] = [planes.basis]
+            groups["mlp"] = list(self.field.mlp.parameters())
+        return groups
+
+    def scene_of_rays(self, ray_bundle: RayBundle) -> Tensor:
+        """Scene index (n,) of each ray: its camera's, or the viewer's choice for cameras without one."""
+        n = ray_bundle.origins.shape[:-1].numel()
+        metadata = ray_bundle.metadata or {}
+        if "scene_index" in metadata:
+            return metadata["scene_index"].reshape(n).long()
+        default = self.viewer_scene or 0
+        return torch.full((n,), default, dtype=torch.long, device=ray_bundle.origins.device)
+
+    def _field_at(self, positions: Tensor, scenes: Tensor) -> Dict[str, Tensor]:
+        n_rays, n_samples = positions.shape[:2]
+        normalized = SceneBox.get_normalized_positions(positions.reshape(-1, 3), self.scene_box.aabb) * 2.0 - 1.0
+        out = self.field(normalized, scenes.repeat_interleave(n_samples))
+        return {
+            "density": out["density"].view(n_rays, n_samples, 1),
+            "colors": out["colors"].view(n_rays, n_samples, -1),
+        }
+
+    def get_outputs(self, ray_bundle: RayBundle) -> Dict[str, Tensor]:  # type: ignore[override]
+        shape = ray_bundle.origins.shape[:-1]
+        flat = ray_bundle.flatten() if len(shape) != 1 else ray_bundle
+        scenes = self.scene_of_rays(flat)
+        coarse = self.sampler_uniform(flat)
+        with torch.no_grad():
+            coarse_density = self._field_at(coarse.frustums.get_positions(), scenes)["density"]
+            coarse_weights = coarse.get_weights(coarse_density)
+        samples = self.sampler_pdf(flat, coarse, coarse_weights)
+        field_out = self._field_at(samples.frustums.get_positions(), scenes)
+        weights = samples.get_weights(field_out["density"])
+        outputs = {
+            "latent": self.renderer_latent(field_out["colors"], weights, self.autoencoder.background_latent),
+            "accumulation": self.renderer_accumulation(weights),
+            "depth": self.renderer_depth(weights, samples),
+            "scene_index": scenes.unsqueeze(-1).float(),
+        }
+        return {k: v.reshape(*shape, -1) for k, v in outputs.items()}
+
+    def get_metrics_dict(self, outputs, batch) -> Dict[str, Tensor]:
+        mse = F.mse_loss(outputs["latent"], batch["latent"].to(outputs["latent"]))
+        return {"latent_psnr": -10.0 * torch.log10(mse.detach().clamp_min(1e-10))}
+
+    def get_loss_dict(self, outputs, batch, metrics_dict=None) -> Dict[str, Tensor]:
+        latent_loss = F.mse_loss(outputs["latent"], batch["latent"].to(outputs["latent"]))
+        if not torch.isfinite(latent_loss):
+            raise FloatingPointError(
+                "latent loss is not finite: lower the learning rates, or check the latents for NaN"
+            )
+        loss_dict = {"latent_loss": self.config.latent_loss_mult * latent_loss}
+        if self.config.tv_loss_mult > 0:
+            scenes = torch.unique(outputs["scene_index"].long())
+            loss_dict["tv_loss"] = self.config.tv_loss_mult * plane_tv(self.field.triplanes.planes(scenes))
+        return loss_dict
+
+    def get_training_callbacks(self, training_callback_attributes: TrainingCallbackAttributes) -> List[TrainingCallback]:
+        trainer = training_callback_attributes.trainer
+        if not (self.train_shared and self.field.triplanes.num_basis > 0 and trainer is not None):
+            return []
+
+        def export(step: int) -> None:
+            basis_io.write_basis_checkpoint(self, Path(trainer.base_dir) / "basis")
+
+        steps = trainer.config.steps_per_save
+        return [
+            TrainingCallback([TrainingCallbackLocation.AFTER_TRAIN_ITERATION], export, update_every_num_iters=steps),
+            TrainingCallback([TrainingCallbackLocation.AFTER_TRAIN], export),
+        ]
+
+    @torch.no_grad()
+    def get_outputs_for_camera(self, camera: Cameras, obb_box=None) -> Dict[str, Tensor]:
+        """Renders the latent image at 1/f resolution (f the AE's downsampling) and decodes it to full resolution.
+
+        Any output size works: the latent image is ceil(H/f) x ceil(W/f), it decodes to f times that, and the
+        decoded image is cropped at the top-left to H x W (latent pixel j covers RGB pixels f*j .. f*j+f-1).
+        """
+        height, width = int(camera.height[0]), int(camera.width[0])
+        factor = self.autoencoder.downsample_factor
+        latent_camera = deepcopy(camera)
+        latent_camera.rescale_output_resolution(1.0 / factor, scale_rounding_mode="ceil")
+        ray_bundle = latent_camera.generate_rays(camera_indices=0, keep_shape=True, obb_box=obb_box)
+        if camera.metadata is None or "scene_index" not in camera.metadata:
+            ray_bundle.metadata.pop("scene_index", None)
+        outputs = self.get_outputs_for_camera_ray_bundle(ray_bundle)
+        latent = outputs["latent"]  # h w C
+        rgb = self.autoencoder.decode(latent.permute(2, 0, 1)[None])[0].permute(1, 2, 0)[:height, :width]
+
+        def upsample(image: Tensor) -> Tensor:
+            up = image.repeat_interleave(factor, dim=0).repeat_interleave(factor, dim=1)
+            return up[:height, :width]
+
+        return {
+            "rgb": rgb,
+            "latent": upsample(latent[..., :3]),
+            "depth": upsample(outputs["depth"]),
+            "accumulation": upsample(outputs["accumulation"]),
+            "latent_image": latent,
+        }
+
+    def _lpips_metric(self):
+        if not self._lpips:
+            weights = Path(torch.hub.get_dir()) / "checkpoints" / LPIPS_WEIGHTS
+            if not weights.is_file():
+                return None
+            from torchmetrics.image.lpip import LearnedPerceptualImagePatchSimilarity
+
+            self._lpips.append(LearnedPerceptualImagePatchSimilarity(normalize=True).to(self.device))
+        return self._lpips[0]
+
+    def get_image_metrics_and_images(
+        self, outputs: Dict[str, Tensor], batch: Dict[str, Tensor]
+    ) -> Tuple[Dict[str, float], Dict[str, Tensor]]:
+        """RGB PSNR/SSIM (and LPIPS when its weights are local) of the decoded render, the latent PSNR, and the
+        autoencoder's own reconstruction PSNR on the same view: the ceiling of a latent method."""
+        gt = batch["image"].to(self.device)[..., :3]
+        pred = outputs["rgb"]
+        height, width = min(gt.shape[0], pred.shape[0]), min(gt.shape[1], pred.shape[1])
+        gt, pred = gt[:height, :width], pred[:height, :width]
+        gt_chw, pred_chw = gt.permute(2, 0, 1)[None], pred.permute(2, 0, 1)[None]
+        metrics = {
+            "psnr": float(self.psnr(pred_chw, gt_chw)),
+            "ssim": float(self.ssim(pred_chw, gt_chw)),
+        }
+        lpips = self._lpips_metric()
+        if lpips is not None:
+            metrics["lpips"] = float(lpips(pred_chw, gt_chw))
+        images = {"img": torch.cat([gt, pred], dim=1)}
+        if "latent" in batch:
+            target = batch["latent"].to(self.device)
+            rendered = outputs["latent_image"]
+            metrics["latent_psnr"] = float(self.psnr(rendered.permute(2, 0, 1)[None], target.permute(2, 0, 1)[None]))
+            recon = self.autoencoder.decode(target.permute(2, 0, 1)[None])[0].permute(1, 2, 0)[:height, :width]
+            metrics["ae_psnr"] = float(self.psnr(recon.permute(2, 0, 1)[None], gt_chw))
+            images["ae_reconstruction"] = recon
+        images["depth"] = colormaps.apply_depth_colormap(outputs["depth"], accumulation=outputs["accumulation"])
+        images["accumulation"] = colormaps.apply_colormap(outputs["accumulation"])
+        return metrics, images

@@ -1,0 +1,86 @@
+"""Pipeline that hands the model's autoencoder to the datamanager and reports evaluation per scene."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from time import perf_counter
+from typing import Dict, List, Optional, Type
+
+import torch
+import torchvision.utils as vutils
+from nerfstudio.pipelines.base_pipeline import VanillaPipeline, VanillaPipelineConfig
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from latent_triplane_ns.datamanager import LatentDataManagerConfig
+from latent_triplane_ns.model import LatentTriplaneModelConfig
+
+
+@dataclass
+class LatentPipelineConfig(VanillaPipelineConfig):
+    """Pipeline of the latent Tri-Plane methods."""
+
+    _target: Type = field(default_factory=lambda: LatentPipeline)
+    datamanager: LatentDataManagerConfig = field(default_factory=LatentDataManagerConfig)
+    """Latent datamanager."""
+    model: LatentTriplaneModelConfig = field(default_factory=LatentTriplaneModelConfig)
+    """Latent Tri-Plane model."""
+
+
+class LatentPipeline(VanillaPipeline):
+    """VanillaPipeline whose datamanager encodes with the model's autoencoder (built once, owned by the model)."""
+
+    config: LatentPipelineConfig
+
+    def __init__(self, config: LatentPipelineConfig, device: str, *args, grad_scaler=None, **kwargs):
+        super().__init__(config, device, *args, grad_scaler=grad_scaler, **kwargs)
+        self.datamanager.set_autoencoder(self.model.autoencoder)
+
+    @torch.no_grad()
+    def get_average_image_metrics(
+        self,
+        data_loader,
+        image_prefix: str,
+        step: Optional[int] = None,
+        output_path: Optional[Path] = None,
+        get_std: bool = False,
+    ) -> Dict[str, float]:
+        """Mean of every metric over all images, the same per scene (`psnr/<scene>`), and render timings."""
+        self.eval()
+        per_image: List[Dict[str, float]] = []
+        per_scene: Dict[int, List[Dict[str, float]]] = defaultdict(list)
+        if output_path is not None:
+            output_path.mkdir(exist_ok=True, parents=True)
+        with Progress(
+            TextColumn("[green]Evaluating held-out images"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+            transient=True,
+        ) as progress:
+            task = progress.add_task("eval", total=len(data_loader))
+            for idx, (camera, batch) in enumerate(data_loader):
+                start = perf_counter()
+                outputs = self.model.get_outputs_for_camera(camera=camera)
+                seconds = perf_counter() - start
+                metrics, images = self.model.get_image_metrics_and_images(outputs, batch)
+                metrics["fps"] = 1.0 / seconds
+                metrics["num_rays_per_sec"] = float(camera.height * camera.width) / seconds
+                if output_path is not None:
+                    for key, image in images.items():
+                        vutils.save_image(image.permute(2, 0, 1).cpu(), output_path / f"{image_prefix}_{key}_{idx:04d}.png")
+                per_image.append(metrics)
+                per_scene[int(batch.get("scene_index", 0))].append(metrics)
+                progress.advance(task)
+        self.train()
+        result: Dict[str, float] = {}
+        for key in per_image[0]:
+            values = torch.tensor([m[key] for m in per_image])
+            result[key] = float(values.mean())
+            if get_std:
+                result[f"{key}_std"] = float(values.std()) if len(values) > 1 else 0.0
+        names = getattr(self.model, "scene_names", None) or []
+        for scene, metrics in sorted(per_scene.items()):
+            name = names[scene] if scene < len(names) else str(scene)
+            for key in ("psnr", "ssim", "ae_psnr"):
+                if key in metrics[0]:
+                    result[f"{key}/{name}"] = float(sum(m[key] for m in metrics) / len(metrics))
+        return result

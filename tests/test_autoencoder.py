@@ -1,0 +1,85 @@
+"""Autoencoder wrapper: normalisation, shapes, local loading with clear errors, fingerprints."""
+
+import json
+
+import pytest
+import torch
+
+from latent_triplane_ns.autoencoder import (
+    LATENT_STATS_FILE,
+    AutoencoderConfig,
+    AutoencoderError,
+    LatentAutoencoder,
+)
+
+TINY = dict(source="compact", block_out_channels=(8, 8), latent_channels=4)
+
+
+def tiny_ae(**kwargs):
+    torch.manual_seed(0)
+    return LatentAutoencoder(AutoencoderConfig(**{**TINY, **kwargs}))
+
+
+def test_tanh_normalisation_by_hand_and_round_trip():
+    ae = tiny_ae(tanh_scale=(0.5,), tanh_shift=(1.0,))
+    z = torch.tensor([1.0, 3.0, -1.0, 1.0]).view(1, 4, 1, 1)
+    y = ae.normalize(z)
+    expected = 0.5 * (torch.tanh(0.5 * (z - 1.0)) + 1)
+    assert torch.allclose(y, expected)
+    assert y[0, 0, 0, 0] == 0.5
+    assert torch.allclose(ae.denormalize(y), z, atol=1e-4)
+
+
+def test_compact_shapes_and_ranges():
+    ae = tiny_ae()
+    assert ae.downsample_factor == 2 and ae.latent_channels == 4
+    images = torch.rand(2, 3, 16, 24)
+    latents = ae.encode(images)
+    assert latents.shape == (2, 4, 8, 12)
+    assert ((latents > 0) & (latents < 1)).all()
+    decoded = ae.decode(latents)
+    assert decoded.shape == (2, 3, 16, 24)
+    assert (decoded >= 0).all() and (decoded <= 1).all()
+    assert ae.background_latent.shape == (4,)
+    with pytest.raises(AutoencoderError, match="not a multiple"):
+        ae.encode(torch.rand(1, 3, 15, 16))
+
+
+def test_identity_is_rgb():
+    ae = LatentAutoencoder(AutoencoderConfig(source="identity"))
+    images = torch.rand(1, 3, 5, 7)
+    assert ae.downsample_factor == 1 and ae.latent_channels == 3
+    assert torch.equal(ae.encode(images), images)
+    assert torch.equal(ae.decode(images), images)
+    assert ae.background_latent.tolist() == [1.0, 1.0, 1.0]
+
+
+def test_pretrained_directory_round_trip_and_stats(tmp_path):
+    ae = tiny_ae()
+    ae.vae.save_pretrained(str(tmp_path / "vae"))
+    (tmp_path / "vae" / LATENT_STATS_FILE).write_text(json.dumps({"shift": [0.1] * 4, "scale": [2.0] * 4}))
+    loaded = LatentAutoencoder(AutoencoderConfig(source="pretrained", pretrained_path=tmp_path, subfolder="vae"))
+    assert loaded.norm_scale.tolist() == [2.0] * 4
+    images = torch.rand(1, 3, 8, 8)
+    assert torch.allclose(loaded.encode_raw(images), ae.encode_raw(images), atol=1e-6)
+    assert loaded.fingerprint() != ae.fingerprint()  # other normalisation: other latents
+
+
+def test_bad_pretrained_directories_name_the_file(tmp_path):
+    with pytest.raises(AutoencoderError, match="does not exist"):
+        LatentAutoencoder(AutoencoderConfig(source="pretrained", pretrained_path=tmp_path / "nope"))
+    with pytest.raises(AutoencoderError, match="config.json: missing"):
+        LatentAutoencoder(AutoencoderConfig(source="pretrained", pretrained_path=tmp_path))
+    (tmp_path / "config.json").write_text(json.dumps({"_class_name": "UNet2DModel"}))
+    with pytest.raises(AutoencoderError, match="not an AutoencoderKL"):
+        LatentAutoencoder(AutoencoderConfig(source="pretrained", pretrained_path=tmp_path))
+    with pytest.raises(AutoencoderError, match="no autoencoder.pretrained-path"):
+        LatentAutoencoder(AutoencoderConfig(source="pretrained"))
+
+
+def test_fingerprint_follows_weights():
+    a, b = tiny_ae(), tiny_ae()
+    assert a.fingerprint() == b.fingerprint()
+    with torch.no_grad():
+        next(b.vae.parameters()).add_(1e-3)
+    assert a.fingerprint() != b.fingerprint()

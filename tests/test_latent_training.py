@@ -1,0 +1,126 @@
+"""`latent-triplane` end to end in nerfstudio's trainer: loss, viewer render path, ns-eval, frozen basis."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from conftest import reduced_config, run_training
+from nerfstudio.cameras.cameras import CameraType
+from nerfstudio.utils.colormaps import apply_colormap
+from nerfstudio.viewer.utils import CameraState, get_camera
+
+from latent_triplane_ns.basis import BasisCheckpointError, read_basis_checkpoint
+
+
+def fixed_batch_loss(pipeline) -> float:
+    torch.manual_seed(0)
+    pipeline.datamanager._rng.manual_seed(0)
+    with torch.no_grad():
+        _, loss_dict, _ = pipeline.get_train_loss_dict(step=0)
+    return float(loss_dict["latent_loss"])
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_collection, tmp_path_factory):
+    """A 2-scene latent-triplane-small run, trained in nerfstudio's Trainer."""
+    config = reduced_config("latent-triplane-small", tiny_collection, tmp_path_factory.mktemp("runs"), steps=60)
+    trainer = config.setup(local_rank=0, world_size=1)
+    config.save_config()
+    trainer.setup()
+    before = fixed_batch_loss(trainer.pipeline)
+    trainer.train()
+    after = fixed_batch_loss(trainer.pipeline)
+    return trainer, before, after
+
+
+def test_two_scene_training_lowers_the_loss(trained):
+    trainer, before, after = trained
+    assert trainer.pipeline.model.field.triplanes.num_scenes == 2
+    assert after < 0.5 * before
+    assert list((trainer.base_dir / "nerfstudio_models").glob("step-*.ckpt"))
+
+
+def test_viewer_render_path_at_odd_resolution(trained):
+    trainer, _, _ = trained
+    model = trainer.pipeline.model
+    model.eval()
+    c2w = trainer.pipeline.datamanager.eval_dataset.cameras.camera_to_worlds[0]
+    state = CameraState(fov=0.9, aspect=121 / 67, c2w=c2w, camera_type=CameraType.PERSPECTIVE)
+    camera = get_camera(state, 67, 121)
+    outputs = model.get_outputs_for_camera(camera)
+    assert list(outputs)[:4] == ["rgb", "latent", "depth", "accumulation"]
+    assert outputs["rgb"].shape == (67, 121, 3)
+    assert outputs["latent"].shape == (67, 121, 3)
+    assert outputs["depth"].shape == (67, 121, 1) and outputs["accumulation"].shape == (67, 121, 1)
+    assert outputs["latent_image"].shape == (9, 16, 4)  # ceil(67/8) x ceil(121/8)
+    assert 0 <= float(outputs["rgb"].min()) and float(outputs["rgb"].max()) <= 1
+    # rgb is the decoded latent image, cropped at the top-left
+    decoded = model.autoencoder.decode(outputs["latent_image"].permute(2, 0, 1)[None])[0].permute(1, 2, 0)
+    assert torch.allclose(outputs["rgb"], decoded[:67, :121], atol=1e-5)
+    for key, value in outputs.items():
+        assert apply_colormap(value).shape[-1] == 3, key
+    # what the viewer does with depth when compositing
+    rays = camera.generate_rays(camera_indices=0, keep_shape=False)
+    assert (rays.directions * outputs["depth"].reshape(-1, 1)).shape == (67 * 121, 3)
+    # the viewer's scene control picks which scene is drawn
+    model.select_scene(model.scene_names[1])
+    other = model.get_outputs_for_camera(camera)
+    model.select_scene(model.scene_names[0])
+    assert not torch.allclose(other["latent_image"], outputs["latent_image"])
+
+
+def test_checkpoint_round_trip_through_ns_eval(trained, tmp_path):
+    from nerfstudio.scripts.eval import ComputePSNR
+    from nerfstudio.utils.eval_utils import eval_setup
+
+    trainer, _, _ = trained
+    config_file = trainer.base_dir / "config.yml"
+    _, pipeline, _, step = eval_setup(config_file)
+    assert step == trainer.config.max_num_iterations - 1
+    camera, batch = pipeline.datamanager.eval_item(1)
+    trainer.pipeline.model.eval()
+    expected = trainer.pipeline.model.get_outputs_for_camera(camera)
+    torch.manual_seed(0)
+    loaded = pipeline.model.get_outputs_for_camera(camera)
+    assert torch.allclose(loaded["depth"], expected["depth"], atol=0.05)
+    assert torch.allclose(loaded["rgb"], expected["rgb"], atol=0.02)
+    output = tmp_path / "eval.json"
+    ComputePSNR(load_config=config_file, output_path=output).main()
+    results = json.loads(output.read_text())["results"]
+    for key in ("psnr", "ssim", "ae_psnr", "latent_psnr", "psnr/scene_00000", "psnr/scene_00001"):
+        assert key in results, key
+    assert results["psnr"] == pytest.approx((results["psnr/scene_00000"] + results["psnr/scene_00001"]) / 2, rel=1e-5)
+
+
+def test_new_scenes_against_a_frozen_basis(trained, tiny_collection, tmp_path):
+    trainer, _, _ = trained
+    basis_dir = trainer.base_dir / "basis"
+    basis = read_basis_checkpoint(basis_dir)
+    assert basis.settings["collection"]["scene_names"] == ["scene_00000", "scene_00001"]
+    config = reduced_config(
+        "latent-triplane-small", tiny_collection, tmp_path, steps=20, scene_range=(2, 4), basis_checkpoint=basis_dir
+    )
+    fresh = config.setup(local_rank=0, world_size=1)
+    config.save_config()
+    fresh.setup()
+    model = fresh.pipeline.model
+    start = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    assert torch.equal(model.field.triplanes.basis, basis.tensors["basis"])
+    fresh.train()
+    end = model.state_dict()
+    changed = {k for k in start if not torch.equal(start[k], end[k])}
+    assert changed == {"field.triplanes.micro", "field.triplanes.weights"}
+
+
+def test_basis_checkpoint_errors(trained, tiny_collection, tmp_path):
+    trainer, _, _ = trained
+    with pytest.raises(BasisCheckpointError, match="does not exist"):
+        read_basis_checkpoint(tmp_path / "missing")
+    config = reduced_config(
+        "latent-triplane-small", tiny_collection, tmp_path, scene_range=(2, 4),
+        basis_checkpoint=trainer.base_dir / "basis", num_basis=3,
+    )
+    with pytest.raises(BasisCheckpointError, match="num_basis: model 3 vs checkpoint 8"):
+        config.pipeline.setup(device="cpu")

@@ -1,0 +1,199 @@
+"""Tests for the procedural car generator, its cameras and renderer, and the atomic scene writers."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from latent_triplane_ns import procedural, scene_io
+from latent_triplane_ns.scene_io import CollectionError
+
+
+def test_intrinsics_match_the_field_of_view():
+    intr = procedural.camera_intrinsics(128)
+    # 64 / tan(26 deg) = 64 / 0.487733 = 131.219
+    assert intr.fx == pytest.approx(131.2194, abs=1e-3)
+    assert intr.fy == intr.fx
+    assert (intr.cx, intr.cy, intr.width, intr.height) == (64.0, 64.0, 128, 128)
+
+
+def test_look_at_pose_conventions():
+    # Camera at elevation 0, azimuth 0: on the +x axis, looking at the origin along -x, z up in the image.
+    pose = procedural.look_at_poses(np.array([0.0]), np.array([0.0]))[0]
+    np.testing.assert_allclose(pose[:3, 3], [2.6, 0.0, 0.0], atol=1e-12)
+    np.testing.assert_allclose(pose[:3, 2], [1.0, 0.0, 0.0], atol=1e-12)  # camera +z points backwards
+    np.testing.assert_allclose(pose[:3, 1], [0.0, 0.0, 1.0], atol=1e-12)  # camera +y is world up
+    np.testing.assert_allclose(pose[:3, 0], [0.0, 1.0, 0.0], atol=1e-12)  # right = +y seen from +x
+    intr = procedural.camera_intrinsics(64)
+    uv = procedural.project_points(np.array([[0.0, 0.0, 0.0], [0.0, 0.0, 0.5], [0.0, 0.5, 0.0]]), pose, intr)
+    np.testing.assert_allclose(uv[0], [32.0, 32.0], atol=1e-9)  # origin at the image centre
+    # A point 0.5 above the origin at depth 2.6 is fy * 0.5 / 2.6 pixels above the centre (smaller row).
+    np.testing.assert_allclose(uv[1], [32.0, 32.0 - intr.fy * 0.5 / 2.6], atol=1e-9)
+    np.testing.assert_allclose(uv[2], [32.0 + intr.fx * 0.5 / 2.6, 32.0], atol=1e-9)
+
+
+@pytest.mark.parametrize("poses_fn", [procedural.train_poses, procedural.heldout_poses])
+def test_cameras_on_the_sphere_band(poses_fn):
+    poses = poses_fn(3, 7, 40)
+    positions = poses[:, :3, 3]
+    np.testing.assert_allclose(np.linalg.norm(positions, axis=-1), 2.6)
+    elevation = np.degrees(np.arcsin(positions[:, 2] / 2.6))
+    assert elevation.min() >= 5.0 and elevation.max() <= 60.0
+    for pose in poses:
+        rot = pose[:3, :3]
+        np.testing.assert_allclose(rot.T @ rot, np.eye(3), atol=1e-12)
+        assert np.linalg.det(rot) == pytest.approx(1.0)
+        np.testing.assert_allclose(-rot[:, 2], -pose[:3, 3] / 2.6, atol=1e-12)  # looks at the origin
+        assert abs(rot[2, 0]) < 1e-12  # no roll: the image x axis stays horizontal
+    azimuth = np.degrees(np.arctan2(positions[:, 1], positions[:, 0])) % 360
+    assert np.ptp(azimuth) > 270  # all around the object
+
+
+def test_train_and_test_cameras_differ():
+    train, test = procedural.train_poses(0, 0, 50), procedural.heldout_poses(0, 0, 10)
+    distances = np.linalg.norm(test[:, None, :3, 3] - train[None, :, :3, 3], axis=-1)
+    assert distances.min() > 1e-6
+
+
+def test_cars_fit_the_box_and_vary():
+    cars = [procedural.sample_car(0, k) for k in range(100)]
+    for car in cars:
+        prims = procedural.car_primitives(car)
+        lo = np.min([p.lo for p in prims], axis=0)
+        hi = np.max([p.hi for p in prims], axis=0)
+        assert lo.min() >= -0.9 and hi.max() <= 0.9
+        assert 1.6 <= hi[0] - lo[0] - 0.024 <= 1.8  # car length without the protruding lights
+        assert abs(lo[2] + hi[2]) < 0.05  # vertically centred
+        assert car.cabin_top == max(p.hi[2] for p in prims)  # the roof is the highest surface
+    assert np.std([c.length for c in cars]) > 0.03
+    assert len({c.body_color for c in cars}) == 100
+    assert 10 < sum(c.has_spoiler for c in cars) < 90
+
+
+def test_render_alpha_and_background():
+    params = procedural.sample_car(0, 1)
+    intr = procedural.camera_intrinsics(32)
+    image = procedural.render_view(procedural.car_primitives(params), procedural.train_poses(0, 1, 1)[0], intr)
+    assert image.shape == (32, 32, 4) and image.dtype == np.float32
+    alpha = image[..., 3]
+    assert set(np.unique(alpha)) <= {0.0, 0.25, 0.5, 0.75, 1.0}  # 2x2 supersampling
+    np.testing.assert_array_equal(image[alpha == 0][:, :3], 1.0)  # white, transparent background
+    assert alpha[0, 0] == 0 and alpha[16, 16] == 1.0  # corner empty, object at the centre
+    assert 0.05 < (alpha > 0).mean() < 0.6
+
+
+def test_key_point_projects_onto_its_part():
+    seed, index, size = 2, 5, 64
+    scene = procedural.render_scene(seed, index, size, num_train_views=12, num_test_views=1)
+    intr = procedural.camera_intrinsics(size)
+    roof = procedural.car_key_points(procedural.sample_car(seed, index))["roof_center"]
+    view = int(np.argmax(scene.train.poses[:, 2, 3]))  # highest camera: sees the roof
+    u, v = procedural.project_points(roof.position[None], scene.train.poses[view], intr)[0]
+    pixel = scene.train.images[view, int(v), int(u)]
+    assert pixel[3] == 1.0
+    np.testing.assert_allclose(pixel[:3], roof.color, atol=1e-6)
+    # shade() by hand for the roof (normal +z): ambient 0.25 + 0.6 * key_z + 0.2 * fill_z.
+    key_z = 0.76 / math.sqrt(0.35**2 + 0.55**2 + 0.76**2)
+    fill_z = 0.45 / math.sqrt(0.6**2 + 0.35**2 + 0.45**2)
+    expected = np.clip(
+        np.array(procedural.sample_car(seed, index).cabin_color) * (0.25 + 0.6 * key_z + 0.2 * fill_z), 0, 1
+    )
+    np.testing.assert_allclose(roof.color, expected, atol=1e-12)
+
+
+def test_scene_determinism():
+    a = procedural.render_scene(1, 3, 16, 2, 1)
+    b = procedural.render_scene(1, 3, 16, 2, 1)
+    c = procedural.render_scene(2, 3, 16, 2, 1)
+    np.testing.assert_array_equal(a.train.images, b.train.images)
+    np.testing.assert_array_equal(a.test.poses, b.test.poses)
+    assert a.info == b.info
+    assert not np.array_equal(a.train.images, c.train.images)
+    assert not np.array_equal(a.train.poses, c.train.poses)
+
+
+def _tree_bytes(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("fmt", ["blender", "srn"])
+def test_scene_k_is_the_same_alone_or_in_a_batch(tmp_path, fmt):
+    kw = dict(seed=4, image_size=16, num_train_views=3, num_test_views=2, fmt=fmt, show_progress=False)
+    alone = procedural.generate_collection(tmp_path / "alone", num_scenes=1, first_scene=2, workers=1, **kw)
+    batch = procedural.generate_collection(tmp_path / "batch", num_scenes=4, workers=2, **kw)
+    assert [d.name for d in alone.scene_dirs] == ["scene_00002"]
+    assert [d.name for d in batch.scene_dirs] == [f"scene_{k:05d}" for k in range(4)]
+    assert _tree_bytes(alone.scene_dirs[0]) == _tree_bytes(batch.scene_dirs[2])
+    assert _tree_bytes(batch.scene_dirs[1]) != _tree_bytes(batch.scene_dirs[2])
+    expected = scene_io.expected_scene_files(fmt, 3, 2)
+    assert sorted(_tree_bytes(batch.scene_dirs[0])) == sorted(expected)
+    again = procedural.generate_collection(tmp_path / "batch", num_scenes=4, workers=1, **kw)
+    assert again.num_generated == 0
+
+
+def test_blender_files(tmp_path):
+    procedural.generate_collection(
+        tmp_path, 1, seed=0, image_size=16, num_train_views=3, num_test_views=2, show_progress=False
+    )
+    scene = tmp_path / "scene_00000"
+    meta = json.loads((scene / "transforms_train.json").read_text())
+    assert [f["file_path"] for f in meta["frames"]] == ["./train/r_0", "./train/r_1", "./train/r_2"]
+    assert meta["fl_x"] == meta["fl_y"] == pytest.approx(8 / math.tan(math.radians(26)))
+    assert meta["camera_angle_x"] == pytest.approx(math.radians(52))
+    assert (meta["cx"], meta["cy"], meta["w"], meta["h"]) == (8.0, 8.0, 16, 16)
+    np.testing.assert_array_equal(meta["frames"][1]["transform_matrix"], procedural.train_poses(0, 0, 3)[1])
+    info = json.loads((scene / "scene.json").read_text())
+    assert (info["seed"], info["index"], info["format"]) == (0, 0, "blender")
+    assert json.loads((tmp_path / "collection.json").read_text())["image_size"] == 16
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary leftovers
+
+
+def test_srn_files_are_opencv_with_test_views_first(tmp_path):
+    procedural.generate_collection(
+        tmp_path, 1, seed=0, image_size=16, num_train_views=3, num_test_views=2, fmt="srn", show_progress=False
+    )
+    scene = tmp_path / "scene_00000"
+    assert sorted(p.name for p in (scene / "rgb").iterdir()) == [f"{k:06d}.png" for k in range(5)]
+    lines = (scene / "intrinsics.txt").read_text().splitlines()
+    f, cx, cy, zero = (float(v) for v in lines[0].split())
+    assert (f, cx, cy, zero) == (pytest.approx(8 / math.tan(math.radians(26))), 8.0, 8.0, 0.0)
+    assert lines[3].split() == ["16", "16"]
+    cv = np.array([float(v) for v in (scene / "pose" / "000001.txt").read_text().split()]).reshape(4, 4)
+    gl = procedural.heldout_poses(0, 0, 2)[1]  # index 1 is the second test view
+    np.testing.assert_array_equal(cv[:, 0], gl[:, 0])
+    np.testing.assert_array_equal(cv[:, 1:3], -gl[:, 1:3])  # y down, z forward
+    np.testing.assert_array_equal(cv[:, 3], gl[:, 3])
+    cv_train0 = np.array([float(v) for v in (scene / "pose" / "000002.txt").read_text().split()]).reshape(4, 4)
+    np.testing.assert_array_equal(cv_train0[:3, 3], procedural.train_poses(0, 0, 3)[0][:3, 3])
+
+
+def test_atomic_directory_leaves_nothing_on_error(tmp_path):
+    final = tmp_path / "scene_00000"
+    with pytest.raises(RuntimeError):
+        with scene_io.atomic_directory(final) as tmp:
+            (tmp / "half_written.png").write_bytes(b"x")
+            raise RuntimeError("interrupted")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_directory_replaces_an_existing_folder(tmp_path):
+    final = tmp_path / "scene"
+    final.mkdir()
+    (final / "old.txt").write_text("old")
+    with scene_io.atomic_directory(final) as tmp:
+        (tmp / "new.txt").write_text("new")
+    assert [p.name for p in tmp_path.iterdir()] == ["scene"]
+    assert [p.name for p in final.iterdir()] == ["new.txt"]
+
+
+def test_generate_refuses_other_settings_and_foreign_folders(tmp_path):
+    kw = dict(num_scenes=1, image_size=16, num_train_views=2, num_test_views=1, show_progress=False)
+    procedural.generate_collection(tmp_path / "c", seed=0, **kw)
+    with pytest.raises(CollectionError, match=str(tmp_path / "c" / "collection.json")):
+        procedural.generate_collection(tmp_path / "c", seed=1, **kw)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "photo.png").write_bytes(b"")
+    with pytest.raises(CollectionError, match=str(tmp_path / "mine")):
+        procedural.generate_collection(tmp_path / "mine", seed=0, **kw)
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == ["photo.png"]
