@@ -11,9 +11,14 @@ from nerfstudio.plugins.types import MethodSpecification
 
 from latent_triplane_ns.autoencoder import AutoencoderConfig
 from latent_triplane_ns.datamanager import LatentDataManagerConfig
+from latent_triplane_ns.ffmpeg import ensure_ffmpeg
 from latent_triplane_ns.model import LatentTriplaneModelConfig
 from latent_triplane_ns.optimizers import PlainFloatExponentialDecaySchedulerConfig, SceneSparseAdamOptimizerConfig
 from latent_triplane_ns.pipeline import LatentPipelineConfig
+
+# Every ns-* command loads these presets through the entry points: `ns-render` then finds an ffmpeg even on a
+# machine without a system one.
+ensure_ffmpeg()
 
 
 def _optimizers(lr: float, max_steps: int) -> Dict[str, Dict]:
