@@ -145,10 +145,15 @@ class LatentAutoencoder(nn.Module):
         elif vae is None:
             background = torch.ones(3)
         else:
-            with torch.no_grad():
-                white = torch.ones(1, 3, 4 * self.downsample_factor, 4 * self.downsample_factor)
-                background = self.encode(white, mode="mean").mean(dim=(0, 2, 3))
+            background = self.white_latent()
         self.register_buffer("background_latent", background)
+
+    @torch.no_grad()
+    def white_latent(self) -> Tensor:
+        """Normalised latent (C,) of a white image: the background of the procedural and SRN scenes."""
+        device = self.norm_scale.device
+        white = torch.ones(1, 3, 4 * self.downsample_factor, 4 * self.downsample_factor, device=device)
+        return self.encode(white, mode="mean").mean(dim=(0, 2, 3))
 
     def normalize(self, z: Tensor) -> Tensor:
         """Raw latents (B, C, h, w) -> normalised latents in [0, 1]."""
@@ -177,13 +182,23 @@ class LatentAutoencoder(nn.Module):
         """RGB images (B, 3, H, W) in [0, 1] -> normalised latents (B, C, H/f, W/f) in [0, 1]."""
         return self.normalize(self.encode_raw(images, mode))
 
+    def decode_raw(self, z: Tensor) -> Tensor:
+        """Raw latents (B, C, h, w) -> RGB images (B, 3, f*h, f*w) on the [0, 1] scale, not clamped (for losses)."""
+        if self.vae is None:
+            return z
+        with torch.autocast(z.device.type, enabled=False):
+            return (self.vae.decode(z.float()).sample + 1.0) * 0.5
+
     def decode(self, latents: Tensor) -> Tensor:
         """Normalised latents (B, C, h, w) -> RGB images (B, 3, f*h, f*w) in [0, 1]."""
-        if self.vae is None:
-            return latents.clamp(0.0, 1.0)
-        with torch.autocast(latents.device.type, enabled=False):
-            images = self.vae.decode(self.denormalize(latents.float())).sample
-        return ((images + 1.0) * 0.5).clamp(0.0, 1.0)
+        return self.decode_raw(self.denormalize(latents)).clamp(0.0, 1.0)
+
+    def set_statistics(self, shift: Tensor, scale: Tensor) -> None:
+        """Sets the tanh normalisation and re-derives the background latent from a white image."""
+        self.norm_shift.copy_(shift)
+        self.norm_scale.copy_(scale)
+        if self.vae is not None and self.config.background_latent is None:
+            self.background_latent.copy_(self.white_latent())
 
     def check_size(self, height: int, width: int) -> None:
         """Raises when an image side is not a multiple of the downsampling factor."""

@@ -8,7 +8,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -22,6 +22,7 @@ FORMAT = "latent-triplane-ns basis"
 VERSION = 1
 SETTINGS_FILE = "basis.json"
 TENSORS_FILE = "basis.safetensors"
+SCENES_FILE = "scenes.safetensors"
 AUTOENCODER_DIR = "autoencoder"
 
 
@@ -36,6 +37,7 @@ class BasisCheckpoint:
     path: Path
     settings: Dict[str, Any]
     tensors: Dict[str, torch.Tensor]
+    scenes: Dict[str, torch.Tensor]
 
     def check_compatible(self, config: Any) -> None:
         """Raises when the model config asks for other plane or MLP sizes than the checkpoint holds."""
@@ -67,15 +69,27 @@ class BasisCheckpoint:
             raise BasisCheckpointError(f"{self.path / AUTOENCODER_DIR}: missing autoencoder")
         return LatentAutoencoder(config, vae=vae)
 
-    def load_into(self, field: "TriplaneField") -> None:
-        """Copies the basis planes and the MLP weights into a field built with matching sizes."""
+    def load_into(self, field: "TriplaneField", scene_names: List[str]) -> List[str]:
+        """Copies the basis planes and the MLP weights into a field built with matching sizes, and the planes of
+        every scene of `scene_names` that the basis was trained with (by folder name; others keep their fresh
+        planes). Returns the names of the scenes copied."""
+        planes = field.triplanes
+        trained = list(self.settings["collection"]["scene_names"])
+        shared = [n for n in scene_names if n in trained] if self.scenes else []
         with torch.no_grad():
-            field.triplanes.basis.copy_(self.tensors["basis"])
+            planes.basis.copy_(self.tensors["basis"])
+            if shared and self.scenes["micro"].shape[1:] == planes.micro.shape[1:]:
+                for name in shared:
+                    planes.micro[scene_names.index(name)] = self.scenes["micro"][trained.index(name)]
+                    planes.weights[scene_names.index(name)] = self.scenes["weights"][trained.index(name)]
+            else:
+                shared = []
             mlp_state = {k[len("mlp.") :]: v for k, v in self.tensors.items() if k.startswith("mlp.")}
             try:
                 field.mlp.load_state_dict(mlp_state)
             except RuntimeError as err:
                 raise BasisCheckpointError(f"{self.path / TENSORS_FILE}: MLP weights do not fit ({err})") from err
+        return shared
 
 
 def read_basis_checkpoint(path: Path) -> BasisCheckpoint:
@@ -96,15 +110,17 @@ def read_basis_checkpoint(path: Path) -> BasisCheckpoint:
     tensors = load_file(str(tensors_file))
     if "basis" not in tensors:
         raise BasisCheckpointError(f"{tensors_file}: holds no 'basis' tensor")
-    return BasisCheckpoint(path=path, settings=settings, tensors=tensors)
+    scenes = load_file(str(path / SCENES_FILE)) if (path / SCENES_FILE).is_file() else {}
+    return BasisCheckpoint(path=path, settings=settings, tensors=tensors, scenes=scenes)
 
 
 def write_basis_checkpoint(model: Any, path: Path, extra: Optional[Dict[str, Any]] = None) -> Path:
     """Writes the shared part of a trained model to `path`, replacing it atomically.
 
     Layout: `autoencoder/` (diffusers `save_pretrained`), `basis.safetensors` (basis planes and MLP weights),
-    `basis.json` (sizes, normalisation, background latent, encode mode, the collection's scene names). No optimizer
-    state and no absolute paths.
+    `scenes.safetensors` (micro planes and basis weights of the collection's scenes, so they can be rendered or
+    fine-tuned again), `basis.json` (sizes, normalisation, background latent, encode mode, the collection's scene
+    names). No optimizer state and no absolute paths.
     """
     path = Path(path)
     field = model.field
@@ -136,6 +152,8 @@ def write_basis_checkpoint(model: Any, path: Path, extra: Optional[Dict[str, Any
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
         save_file(tensors, str(tmp / TENSORS_FILE))
+        scenes = {"micro": planes.micro.detach().cpu().contiguous(), "weights": planes.weights.detach().cpu().contiguous()}
+        save_file(scenes, str(tmp / SCENES_FILE))
         (tmp / SETTINGS_FILE).write_text(json.dumps(settings, indent=2))
         if ae.vae is not None:
             ae.vae.save_pretrained(str(tmp / AUTOENCODER_DIR), safe_serialization=True)

@@ -44,6 +44,8 @@ class LatentDataManagerConfig(FullImageDatamanagerConfig):
     """Images encoded per autoencoder call when building the latent cache."""
     cache_latents_on_disk: bool = True
     """Keep the latents in a cache next to the data, keyed by autoencoder weights, normalisation and images."""
+    crop_to_autoencoder: bool = True
+    """Crop images at the top-left to a multiple of the autoencoder's downsampling; False: such images are an error."""
 
 
 class LatentDataManager(FullImageDatamanager[InputDataset]):
@@ -69,6 +71,13 @@ class LatentDataManager(FullImageDatamanager[InputDataset]):
         self._autoencoder = [autoencoder]
         f = autoencoder.downsample_factor
         for dataset in (self.train_dataset, self.eval_dataset):
+            odd = ((dataset.cameras.height % f != 0) | (dataset.cameras.width % f != 0)).view(-1).nonzero()
+            if not self.config.crop_to_autoencoder and len(odd):
+                i = int(odd[0])
+                raise ValueError(
+                    f"{dataset.image_filenames[i]}: image size {int(dataset.cameras.height[i])}x"
+                    f"{int(dataset.cameras.width[i])} is not a multiple of the autoencoder's downsampling factor {f}"
+                )
             dataset.cameras.height = dataset.cameras.height - dataset.cameras.height % f
             dataset.cameras.width = dataset.cameras.width - dataset.cameras.width % f
             if int(dataset.cameras.height.min()) < f or int(dataset.cameras.width.min()) < f:
@@ -182,6 +191,32 @@ class LatentDataManager(FullImageDatamanager[InputDataset]):
         """Random latent pixels of the held-out images, for the evaluation loss."""
         self.eval_count += 1
         return self._random_rays(self.cached_eval, self.latent_eval_cameras, self.config.eval_num_rays_per_batch)
+
+    def invalidate_latents(self) -> None:
+        """Forgets the in-memory latents (the autoencoder changed); they are re-encoded when next needed."""
+        for name in ("cached_train", "cached_eval"):
+            self.__dict__.pop(name, None)
+
+    def random_train_images(self, count: int) -> Tensor:
+        """`count` random training images (count, H, W, 3) of any scenes, for autoencoder training."""
+        indices = torch.randint(0, len(self.train_dataset), (count,), generator=self._rng)
+        return torch.stack([self.load_image(self.train_dataset, int(i)) for i in indices]).to(self.device)
+
+    def next_train_views(self, count: int) -> Tuple[RayBundle, Dict]:
+        """Every latent pixel of `count` random training views, plus their RGB images, for losses on whole views.
+
+        Returns:
+            rays of shape (count, h, w), and a batch with `image` (count, H, W, 3) and `image_idx` (count,).
+        """
+        indices = torch.randint(0, len(self.train_dataset), (count,), generator=self._rng).to(self.device)
+        cameras = self.latent_train_cameras
+        h, w = int(cameras.height[0]), int(cameras.width[0])
+        y, x = torch.meshgrid(torch.arange(h, device=self.device), torch.arange(w, device=self.device), indexing="ij")
+        coords = (torch.stack([y, x], dim=-1).float() + 0.5).expand(count, h, w, 2)
+        camera_indices = indices.view(count, 1, 1, 1).expand(count, h, w, 1)
+        ray_bundle = cameras.generate_rays(camera_indices=camera_indices, coords=coords)
+        images = torch.stack([self.load_image(self.train_dataset, int(i)) for i in indices]).to(self.device)
+        return ray_bundle, {"image": images, "image_idx": indices}
 
     def eval_item(self, index: int) -> Tuple[Cameras, Dict]:
         """Full-resolution camera of held-out image `index` and its batch: RGB `image`, `latent`, `scene_index`."""

@@ -40,6 +40,9 @@ class LatentTriplaneModelConfig(ModelConfig):
     """The autoencoder (ignored when a basis checkpoint is given: the basis brings its own)."""
     basis_checkpoint: Optional[Path] = None
     """Basis checkpoint directory (global basis, MLP, autoencoder, normalisation) to learn new scenes against."""
+    load_basis_scenes: bool = False
+    """Also start the scenes whose folder names are in the basis's collection from the planes it stored (to
+    re-render or continue the basis's own scenes); otherwise every scene starts fresh."""
     shared_training: Literal["auto", "train", "frozen"] = "auto"
     """Whether the basis and the MLP are optimised; 'auto' freezes them when a basis checkpoint is loaded."""
     plane_resolution: int = 64
@@ -103,7 +106,7 @@ class LatentTriplaneModel(Model):
             triplanes, self.autoencoder.latent_channels, config.mlp_hidden_width, config.mlp_implementation
         )
         if loaded is not None:
-            loaded.load_into(self.field)
+            loaded.load_into(self.field, self.scene_names if config.load_basis_scenes else [])
         shared = config.shared_training
         self.train_shared = shared == "train" or (shared == "auto" and loaded is None)
         self.sampler_uniform = UniformSampler(num_samples=config.num_coarse_samples, single_jitter=False)
@@ -196,12 +199,13 @@ class LatentTriplaneModel(Model):
             return []
 
         def export(step: int) -> None:
-            basis_io.write_basis_checkpoint(self, Path(trainer.base_dir) / "basis")
+            if step > 0:
+                basis_io.write_basis_checkpoint(self, Path(trainer.base_dir) / "basis")
 
         steps = trainer.config.steps_per_save
         return [
             TrainingCallback([TrainingCallbackLocation.AFTER_TRAIN_ITERATION], export, update_every_num_iters=steps),
-            TrainingCallback([TrainingCallbackLocation.AFTER_TRAIN], export),
+            TrainingCallback([TrainingCallbackLocation.AFTER_TRAIN], lambda step: export(max(step, 1))),
         ]
 
     @torch.no_grad()

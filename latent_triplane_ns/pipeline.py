@@ -13,6 +13,7 @@ import torchvision.utils as vutils
 from nerfstudio.pipelines.base_pipeline import VanillaPipeline, VanillaPipelineConfig
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from latent_triplane_ns.ae_model import LatentTriplaneAEModel, LatentTriplaneAEModelConfig
 from latent_triplane_ns.datamanager import LatentDataManagerConfig
 from latent_triplane_ns.model import LatentTriplaneModelConfig
 
@@ -84,3 +85,51 @@ class LatentPipeline(VanillaPipeline):
                 if key in metrics[0]:
                     result[f"{key}/{name}"] = float(sum(m[key] for m in metrics) / len(metrics))
         return result
+
+
+@dataclass
+class LatentAEPipelineConfig(LatentPipelineConfig):
+    """Pipeline of `latent-triplane-ae`: the batch of each step depends on the training phase."""
+
+    _target: Type = field(default_factory=lambda: LatentAEPipeline)
+    model: LatentTriplaneAEModelConfig = field(default_factory=LatentTriplaneAEModelConfig)
+    """3D-aware autoencoder model."""
+
+
+class LatentAEPipeline(LatentPipeline):
+    """Serves the batch of the phase: RGB images (AE warm-up), latent-pixel rays (fit), whole views (joint)."""
+
+    config: LatentAEPipelineConfig
+    model: LatentTriplaneAEModel
+
+    def get_train_loss_dict(self, step: int):
+        phase = self.model.phase_at(step)
+        datamanager = self.datamanager
+        if phase == "fit":
+            return super().get_train_loss_dict(step)
+        if phase == "warmup":
+            loss_dict = self.model.warmup_loss_dict(datamanager.random_train_images(self.config.model.ae_batch_size))
+            metrics = {"ae_train_psnr": -10.0 * torch.log10(loss_dict["ae_loss"].detach().clamp_min(1e-10))}
+            return {}, loss_dict, metrics
+        ray_bundle, batch = datamanager.next_train_views(self.config.model.views_per_step)
+        outputs = self.model(ray_bundle)
+        loss_dict = self.model.joint_loss_dict(outputs, batch)
+        metrics = {"enc_psnr": -10.0 * torch.log10(loss_dict["enc_loss"].detach().clamp_min(1e-10))}
+        return outputs, loss_dict, metrics
+
+    def _fresh_eval_latents(self) -> None:
+        # The encoder moves during the AE phases: evaluation must compare against its current latents.
+        if self.model.phase in ("warmup", "joint"):
+            self.datamanager.invalidate_latents()
+
+    def get_eval_loss_dict(self, step: int):
+        self._fresh_eval_latents()
+        return super().get_eval_loss_dict(step)
+
+    def get_eval_image_metrics_and_images(self, step: int):
+        self._fresh_eval_latents()
+        return super().get_eval_image_metrics_and_images(step)
+
+    def get_average_eval_image_metrics(self, step: Optional[int] = None, output_path: Optional[Path] = None, get_std=False):
+        self._fresh_eval_latents()
+        return super().get_average_eval_image_metrics(step, output_path, get_std)

@@ -1,0 +1,166 @@
+"""3D-aware autoencoder stage (paper section 3.3): the AE is trained jointly with the scenes' Tri-Planes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Literal, Type
+
+import torch
+import torch.nn.functional as F
+from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes, TrainingCallbackLocation
+from torch import Tensor
+from torch.nn import Parameter
+
+from latent_triplane_ns.ae_training import latent_statistics
+from latent_triplane_ns.autoencoder import AutoencoderConfig
+from latent_triplane_ns.field import plane_tv
+from latent_triplane_ns.model import LatentTriplaneModel, LatentTriplaneModelConfig
+
+Phase = Literal["warmup", "fit", "joint"]
+
+
+@dataclass
+class LatentTriplaneAEModelConfig(LatentTriplaneModelConfig):
+    """Stage 1: AE warm-up, then scenes fitted to frozen-AE latents, then AE, basis and scenes trained jointly."""
+
+    _target: Type = field(default_factory=lambda: LatentTriplaneAEModel)
+    autoencoder: AutoencoderConfig = field(default_factory=lambda: AutoencoderConfig(source="compact"))
+    """The autoencoder: 'compact' trains one from scratch (warm-up phase), 'pretrained' starts from a local one."""
+    ae_warmup_steps: int = 2000
+    """Steps of plain autoencoder training first; only for a 'compact' autoencoder (a pretrained one skips it)."""
+    fit_steps: int = 2000
+    """Phase 1 steps: autoencoder frozen, every scene's planes, the basis and the MLP fitted to cached latents.
+    The joint phase (phase 2) takes the remaining steps up to max-num-iterations; none leaves the AE frozen."""
+    ae_batch_size: int = 8
+    """Images per warm-up step."""
+    views_per_step: int = 4
+    """Whole views rendered at latent resolution and decoded per joint step."""
+    joint_encode_mode: Literal["mean", "sample"] = "sample"
+    """Latent target E(x) of the joint phase: a posterior draw (the paper's) or its mean."""
+    enc_loss_mult: float = 1.0
+    """Weight of the latent loss MSE(normalised E(x), render) in the joint phase (gradients reach E)."""
+    dec_loss_mult: float = 1.0
+    """Weight of the decode loss MSE(D(render), x) in the joint phase (gradients reach D and the scene)."""
+    ae_loss_mult: float = 0.1
+    """Weight of the autoencoder loss MSE(D(E(x)), x) in the joint phase."""
+    kl_loss_mult: float = 1e-6
+    """Weight of the posterior's KL term during the warm-up."""
+    joint_lr_scale: Dict[str, float] = field(
+        default_factory=lambda: {"micro_planes": 0.1, "mlp": 0.1, "encoder": 0.05, "decoder": 0.05}
+    )
+    """Multiplier of a parameter group's learning rate in the joint phase (the paper drops planes and MLP from
+    1e-2 to 1e-3 and trains E and D at 1e-4); groups not listed keep their rate."""
+
+
+class LatentTriplaneAEModel(LatentTriplaneModel):
+    """Latent Tri-Planes whose autoencoder is trained with the scenes, making its latent space 3D-aware."""
+
+    config: LatentTriplaneAEModelConfig
+
+    def populate_modules(self) -> None:
+        super().populate_modules()
+        planes = self.field.triplanes
+        if planes.num_basis > planes.num_scenes:
+            raise ValueError(
+                f"the collection has {planes.num_scenes} scenes, too few for a basis of {planes.num_basis} plane sets "
+                f"(num_basis must not exceed the number of scenes)"
+            )
+        if self.autoencoder.vae is None:
+            raise ValueError("latent-triplane-ae trains an autoencoder: autoencoder.source cannot be 'identity'")
+        self.warmup_steps = self.config.ae_warmup_steps if self.config.autoencoder.source == "compact" else 0
+        self.phase: Phase | None = None
+
+    def phase_at(self, step: int) -> Phase:
+        if step < self.warmup_steps:
+            return "warmup"
+        if step < self.warmup_steps + self.config.fit_steps:
+            return "fit"
+        return "joint"
+
+    def autoencoder_parts(self) -> Dict[str, List[Parameter]]:
+        vae = self.autoencoder.vae
+        encoder = list(vae.encoder.parameters()) + list(vae.quant_conv.parameters() if vae.quant_conv else [])
+        decoder = list(vae.decoder.parameters()) + list(vae.post_quant_conv.parameters() if vae.post_quant_conv else [])
+        return {"encoder": encoder, "decoder": decoder}
+
+    def scene_parameters(self) -> List[Parameter]:
+        planes = self.field.triplanes
+        return [planes.micro, planes.weights, planes.basis, *self.field.mlp.parameters()]
+
+    def get_param_groups(self) -> Dict[str, List[Parameter]]:
+        return {**super().get_param_groups(), **self.autoencoder_parts()}
+
+    def set_phase(self, phase: Phase) -> None:
+        """Flips `requires_grad`: warm-up trains the AE only, fit the scenes only, joint everything."""
+        train_ae = phase in ("warmup", "joint")
+        train_scenes = phase in ("fit", "joint")
+        for params in self.autoencoder_parts().values():
+            for param in params:
+                param.requires_grad_(train_ae)
+        for param in self.scene_parameters():
+            param.requires_grad_(train_scenes)
+        self.phase = phase
+
+    def get_training_callbacks(self, training_callback_attributes: TrainingCallbackAttributes) -> List[TrainingCallback]:
+        pipeline = training_callback_attributes.pipeline
+
+        optimizers = training_callback_attributes.optimizers
+
+        def switch(step: int) -> None:
+            phase = self.phase_at(step)
+            if phase == self.phase:
+                return
+            if phase == "fit" and step == self.warmup_steps and self.warmup_steps > 0:
+                self.normalise_from(pipeline.datamanager)
+            self.set_phase(phase)
+            pipeline.datamanager.invalidate_latents()
+            if optimizers is not None:
+                for name, optimizer in optimizers.optimizers.items():
+                    scale = self.config.joint_lr_scale.get(name, 1.0) if phase == "joint" else 1.0
+                    for group in optimizer.param_groups:
+                        group["lr"] = optimizers.config[name]["optimizer"].lr * scale
+
+        callbacks = super().get_training_callbacks(training_callback_attributes)
+        return [TrainingCallback([TrainingCallbackLocation.BEFORE_TRAIN_ITERATION], switch), *callbacks]
+
+    def normalise_from(self, datamanager, max_images: int = 256) -> None:
+        """Sets the tanh normalisation from the warmed-up encoder's latents of the training images."""
+        count = min(max_images, len(datamanager.train_dataset))
+        step = max(1, len(datamanager.train_dataset) // count)
+        images = torch.stack([datamanager.load_image(datamanager.train_dataset, i) for i in range(0, step * count, step)])
+        stats = latent_statistics(self.autoencoder.vae, images.permute(0, 3, 1, 2).to(self.device))
+        self.autoencoder.set_statistics(torch.tensor(stats["shift"]).to(self.device), torch.tensor(stats["scale"]).to(self.device))
+
+    def warmup_loss_dict(self, images: Tensor) -> Dict[str, Tensor]:
+        """Plain autoencoder loss on (B, H, W, 3) images: reconstruction MSE of a posterior draw plus a tiny KL."""
+        x = images.permute(0, 3, 1, 2)
+        posterior = self.autoencoder.vae.encode(x * 2.0 - 1.0).latent_dist
+        reconstruction = self.autoencoder.decode_raw(posterior.sample())
+        return {
+            "ae_loss": F.mse_loss(reconstruction, x),
+            "kl_loss": self.config.kl_loss_mult * posterior.kl().mean(),
+        }
+
+    def joint_loss_dict(self, outputs: Dict[str, Tensor], batch: Dict[str, Tensor]) -> Dict[str, Tensor]:
+        """The paper's phase-2 losses on whole views: latent, decode, autoencoder, plane TV.
+
+        Args:
+            outputs: the model's outputs for rays of shape (V, h, w): `latent` (V, h, w, C), `scene_index`.
+            batch: `image` (V, H, W, 3) in [0, 1].
+        """
+        ae = self.autoencoder
+        x = batch["image"].permute(0, 3, 1, 2)
+        rendered = outputs["latent"].permute(0, 3, 1, 2)
+        z = ae.encode_raw(x, mode=self.config.joint_encode_mode)
+        losses = {
+            "enc_loss": self.config.enc_loss_mult * F.mse_loss(rendered, ae.normalize(z)),
+            "dec_loss": self.config.dec_loss_mult * F.mse_loss(ae.decode_raw(ae.denormalize(rendered)), x),
+            "ae_loss": self.config.ae_loss_mult * F.mse_loss(ae.decode_raw(z), x),
+        }
+        if self.config.tv_loss_mult > 0:
+            scenes = torch.unique(outputs["scene_index"].long())
+            losses["tv_loss"] = self.config.tv_loss_mult * plane_tv(self.field.triplanes.planes(scenes))
+        for name, value in losses.items():
+            if not torch.isfinite(value):
+                raise FloatingPointError(f"{name} is not finite in the joint phase: lower the learning rates")
+        return losses

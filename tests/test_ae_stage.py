@@ -1,0 +1,130 @@
+"""`latent-triplane-ae`: losses by hand, phase flags, a tiny stage-1 run and its basis checkpoint."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import reduced_config
+
+from latent_triplane_ns.basis import SCENES_FILE, SETTINGS_FILE, TENSORS_FILE, read_basis_checkpoint
+from latent_triplane_ns.field import plane_tv
+
+STEPS = {"ae_warmup_steps": 6, "fit_steps": 40, "views_per_step": 2, "num_basis": 2, "joint_encode_mode": "mean"}
+
+
+def stage1_config(data, tmp, steps=66, **overrides):
+    config = reduced_config("latent-triplane-ae-small", data, tmp, steps=steps, **{**STEPS, **overrides})
+    config.max_num_iterations = steps
+    return config
+
+
+@pytest.fixture(scope="module")
+def stage1(tiny_collection, tmp_path_factory):
+    """A 2-scene stage-1 run through all three phases, with its per-step losses recorded."""
+    config = stage1_config(tiny_collection, tmp_path_factory.mktemp("stage1"))
+    config.save_config()
+    torch.manual_seed(0)
+    trainer = config.setup(local_rank=0, world_size=1)
+    trainer.setup()
+    pipeline = trainer.pipeline
+    totals = []
+    original = pipeline.get_train_loss_dict
+
+    def recording(step):
+        outputs, losses, metrics = original(step)
+        totals.append((pipeline.model.phase_at(step), float(sum(v.detach() for v in losses.values()))))
+        return outputs, losses, metrics
+
+    pipeline.get_train_loss_dict = recording
+    trainer.train()
+    return trainer, totals
+
+
+def test_phases_run_in_order_and_losses_fall(stage1):
+    _, totals = stage1
+    phases = [p for p, _ in totals]
+    assert phases == ["warmup"] * 6 + ["fit"] * 40 + ["joint"] * 20
+    fit = [v for p, v in totals if p == "fit"]
+    joint = [v for p, v in totals if p == "joint"]
+    assert sum(fit[-8:]) < 0.9 * sum(fit[:8])
+    assert sum(joint[-5:]) < sum(joint[:5])
+
+
+def test_phase_switching_flips_exactly_the_intended_flags(stage1):
+    trainer, _ = stage1
+    model = trainer.pipeline.model
+    ae_params = {id(p) for params in model.autoencoder_parts().values() for p in params}
+    scene_params = {id(p) for p in model.scene_parameters()}
+    assert ae_params and scene_params and not ae_params & scene_params
+    expected = {"warmup": (True, False), "fit": (False, True), "joint": (True, True)}
+    for phase, (ae_on, scenes_on) in expected.items():
+        model.set_phase(phase)
+        for name, param in model.named_parameters():
+            if id(param) in ae_params:
+                assert param.requires_grad == ae_on, (phase, name)
+            elif id(param) in scene_params:
+                assert param.requires_grad == scenes_on, (phase, name)
+
+
+def test_losses_on_hand_made_tensors(stage1):
+    trainer, _ = stage1
+    model = trainer.pipeline.model
+    ae = model.autoencoder
+    torch.manual_seed(1)
+    images = torch.rand(2, 32, 32, 3)
+    rendered = torch.rand(2, 4, 4, 4) * 0.2 + 0.4
+    outputs = {"latent": rendered, "scene_index": torch.tensor([[0.0], [1.0]])}
+    with torch.no_grad():
+        losses = model.joint_loss_dict(outputs, {"image": images})
+        x = images.permute(0, 3, 1, 2)
+        z = ae.vae.encode(x * 2 - 1).latent_dist.mean
+        target = 0.5 * (torch.tanh(ae.norm_scale.view(1, -1, 1, 1) * (z - ae.norm_shift.view(1, -1, 1, 1))) + 1)
+        r = rendered.permute(0, 3, 1, 2)
+        assert float(losses["enc_loss"]) == pytest.approx(float(((r - target) ** 2).mean()), rel=1e-5)
+        z_render = torch.atanh((2 * r - 1)) / ae.norm_scale.view(1, -1, 1, 1) + ae.norm_shift.view(1, -1, 1, 1)
+        decoded = (ae.vae.decode(z_render).sample + 1) / 2
+        assert float(losses["dec_loss"]) == pytest.approx(float(((decoded - x) ** 2).mean()), rel=1e-4)
+        recon = (ae.vae.decode(z).sample + 1) / 2
+        assert float(losses["ae_loss"]) == pytest.approx(0.1 * float(((recon - x) ** 2).mean()), rel=1e-5)
+        tv = plane_tv(model.field.triplanes.planes(torch.tensor([0, 1])))
+        assert float(losses["tv_loss"]) == pytest.approx(1e-4 * float(tv), rel=1e-5)
+        warm = model.warmup_loss_dict(images)
+    assert set(warm) == {"ae_loss", "kl_loss"} and float(warm["ae_loss"]) > 0
+
+
+def test_basis_checkpoint_is_portable_and_reproduces_a_training_scene(stage1, tiny_collection, tmp_path):
+    trainer, _ = stage1
+    basis_dir = trainer.base_dir / "basis"
+    files = {p.name for p in basis_dir.iterdir()}
+    assert files == {SETTINGS_FILE, TENSORS_FILE, SCENES_FILE, "autoencoder"}
+    settings_text = (basis_dir / SETTINGS_FILE).read_text()
+    assert str(trainer.base_dir) not in settings_text and "/" not in json.dumps(json.loads(settings_text)["collection"])
+    basis = read_basis_checkpoint(basis_dir)
+    assert set(basis.tensors) == {"basis"} | {k for k in basis.tensors if k.startswith("mlp.")}
+    assert not any("optim" in k or "exp_avg" in k for k in basis.tensors)
+    # latent-triplane on the same scenes, loaded from the basis with no training, renders identically
+    config = reduced_config(
+        "latent-triplane-small", tiny_collection, tmp_path, num_basis=2, basis_checkpoint=basis_dir,
+        load_basis_scenes=True,
+    )
+    pipeline = config.pipeline.setup(device="cpu")
+    stage1_model = trainer.pipeline.model.eval()
+    fresh_model = pipeline.model.eval()
+    camera, _ = trainer.pipeline.datamanager.eval_item(0)
+    expected = stage1_model.get_outputs_for_camera(camera)
+    got = fresh_model.get_outputs_for_camera(camera)
+    assert torch.equal(got["rgb"], expected["rgb"])
+    assert torch.equal(got["latent_image"], expected["latent_image"])
+
+
+def test_bad_input_is_refused_before_training(tiny_collection, tmp_path):
+    with pytest.raises(ValueError, match="too few for a basis of 3"):
+        stage1_config(tiny_collection, tmp_path, num_basis=3).pipeline.setup(device="cpu")
+    config = stage1_config(tiny_collection, tmp_path)
+    config.pipeline.model.autoencoder.block_out_channels = (8, 8, 8, 8, 8, 8)  # 32x downsampling: 32 px is fine
+    config.pipeline.model.autoencoder.block_out_channels = (8, 8, 8, 8, 8, 8, 8)  # 64x: 32 px images are not
+    with pytest.raises(ValueError, match="not a multiple of the autoencoder's downsampling factor 64"):
+        config.pipeline.setup(device="cpu")
