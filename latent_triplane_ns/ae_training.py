@@ -10,7 +10,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Literal, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -48,6 +48,19 @@ class AETrainingConfig:
     """Seconds between held-out reconstruction PSNR measurements."""
     seed: int = 0
     """Seed of the weights' initialisation and of the batch order."""
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    """Compute precision of the training steps (weights stay fp32): 'auto' uses bf16 autocast where the device
+    runs it natively (CUDA, or CPUs with AVX-512 BF16 / AMX: about 2x faster here), fp32 elsewhere."""
+
+
+def bf16_is_fast(device: str) -> bool:
+    """Whether bf16 autocast runs natively on this device."""
+    if device.startswith("cuda"):
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 @dataclass
@@ -120,6 +133,7 @@ def train_autoencoder(
     optimizer = torch.optim.Adam(vae.parameters(), lr=config.lr)
     generator = torch.Generator().manual_seed(config.seed)
     budget = config.max_minutes * 60.0
+    use_bf16 = config.precision == "bf16" or (config.precision == "auto" and bf16_is_fast(device))
     warmup = 50
     start = time.perf_counter()
     last_eval = -math.inf
@@ -142,10 +156,11 @@ def train_autoencoder(
             left = int(torch.randint(0, (width - config.crop_size) // 8 + 1, (1,), generator=generator)) * 8
             x = x[:, :, top : top + config.crop_size, left : left + config.crop_size]
         x = x.to(device) * 2 - 1
-        posterior = vae.encode(x).latent_dist
-        recon = vae.decode(posterior.sample()).sample
-        mse = F.mse_loss(recon, x)
-        loss = mse + config.kl_weight * posterior.kl().mean()
+        with torch.autocast(device.split(":")[0], dtype=torch.bfloat16, enabled=use_bf16):
+            posterior = vae.encode(x).latent_dist
+            recon = vae.decode(posterior.sample()).sample
+        mse = F.mse_loss(recon.float(), x)
+        loss = mse + config.kl_weight * posterior.kl().float().mean()
         if not torch.isfinite(loss):
             raise FloatingPointError(f"autoencoder loss became {float(loss)} at step {step}; lower the learning rate")
         optimizer.zero_grad(set_to_none=True)
