@@ -62,32 +62,39 @@ class MicroMacroTriplanes(nn.Module):
         return torch.cat([micro, macro], dim=2)
 
     def forward(
-        self, positions: Float[Tensor, "n 3"], scene_index: Int[Tensor, "n"]
-    ) -> tuple[Float[Tensor, "n F"], Tensor, Tensor]:
-        """Samples summed plane features at positions in [-1, 1]^3 of each point's scene.
+        self, positions: Float[Tensor, "n *samples 3"], scene_index: Int[Tensor, "n"]
+    ) -> tuple[Float[Tensor, "n *samples F"], Tensor, Tensor]:
+        """Samples summed plane features at positions in [-1, 1]^3, each row of positions in its own scene.
+
+        Args:
+            positions: n rows (rays) of points, e.g. (n, 3) or (n, samples, 3).
+            scene_index: the scene of each row.
 
         Returns:
-            features (n, F); the scenes present (k,); their fused planes (k, 3, F, R, R), for regularisers.
+            features (n, *samples, F); the scenes present (k,); their fused planes (k, 3, F, R, R), for regularisers.
         """
         if scene_index.numel() and (int(scene_index.min()) < 0 or int(scene_index.max()) >= self.num_scenes):
             raise IndexError(
                 f"scene index {int(scene_index.max())} out of range: this field holds {self.num_scenes} scenes"
             )
+        batch_shape = positions.shape[:-1]
         scenes, local = torch.unique(scene_index, return_inverse=True)
         planes = self.planes(scenes)  # k 3 F R R
         k = planes.shape[0]
         # One trilinear grid_sample over a (scene, v, u) volume per plane: the scene coordinate lands exactly on an
         # integer index, so each point reads only its own scene's plane.
         volume = planes.permute(1, 2, 0, 3, 4)  # 3 F k R R
-        depth = (2.0 * local.to(positions.dtype) / (k - 1) - 1.0) if k > 1 else torch.zeros_like(positions[:, 0])
+        depth = (2.0 * local.to(positions.dtype) / (k - 1) - 1.0) if k > 1 else torch.zeros_like(local, dtype=positions.dtype)
+        points = positions.reshape(-1, 3)
+        depth = depth.view(-1, *([1] * (len(batch_shape) - 1))).expand(batch_shape).reshape(-1)
         grids = torch.stack(
-            [torch.stack([positions[:, a], positions[:, b], depth], dim=-1) for a, b in PLANE_AXES]
-        )  # 3 n 3, grid_sample takes (x=width=u, y=height=v, z=depth)
+            [torch.stack([points[:, a], points[:, b], depth], dim=-1) for a, b in PLANE_AXES]
+        )  # 3 N 3, grid_sample takes (x=width=u, y=height=v, z=depth)
         sampled = F.grid_sample(
             volume, grids[:, None, None], mode="bilinear", padding_mode="zeros", align_corners=True
-        )  # 3 F 1 1 n
-        features = sampled[:, :, 0, 0, :].sum(dim=0).transpose(0, 1)  # n F
-        return features, scenes, planes
+        )  # 3 F 1 1 N
+        features = sampled[:, :, 0, 0, :].sum(dim=0).transpose(0, 1)  # N F
+        return features.view(*batch_shape, -1), scenes, planes
 
 
 class TriplaneField(nn.Module):
@@ -122,13 +129,14 @@ class TriplaneField(nn.Module):
             implementation=implementation,
         )
 
-    def forward(self, positions: Float[Tensor, "n 3"], scene_index: Int[Tensor, "n"]) -> Dict[str, Tensor]:
-        """Density (n, 1) and colours (n, C) in [0, 1] at positions in [-1, 1]^3; zero density outside the box."""
+    def forward(self, positions: Float[Tensor, "n *samples 3"], scene_index: Int[Tensor, "n"]) -> Dict[str, Tensor]:
+        """Density (n, *samples, 1) and colours (n, *samples, C) in [0, 1] at positions in [-1, 1]^3, each row of
+        positions in its own scene; zero density outside the box."""
         features, scenes, planes = self.triplanes(positions, scene_index)
-        raw = self.mlp(features).float()
+        raw = self.mlp(features.reshape(-1, features.shape[-1])).float().view(*features.shape[:-1], -1)
         inside = (positions.abs() <= 1.0).all(dim=-1, keepdim=True)
-        density = F.softplus(raw[:, :1] - 1.0) * inside
-        colors = torch.sigmoid(raw[:, 1:]) * 1.002 - 0.001
+        density = F.softplus(raw[..., :1] - 1.0) * inside
+        colors = torch.sigmoid(raw[..., 1:]) * 1.002 - 0.001
         return {"density": density, "colors": colors, "scenes": scenes, "planes": planes}
 
 

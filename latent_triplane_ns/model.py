@@ -150,13 +150,9 @@ class LatentTriplaneModel(Model):
         return torch.full((n,), default, dtype=torch.long, device=ray_bundle.origins.device)
 
     def _field_at(self, positions: Tensor, scenes: Tensor) -> Dict[str, Tensor]:
-        n_rays, n_samples = positions.shape[:2]
-        normalized = SceneBox.get_normalized_positions(positions.reshape(-1, 3), self.scene_box.aabb) * 2.0 - 1.0
-        out = self.field(normalized, scenes.repeat_interleave(n_samples))
-        return {
-            "density": out["density"].view(n_rays, n_samples, 1),
-            "colors": out["colors"].view(n_rays, n_samples, -1),
-        }
+        """Field outputs at sample positions (rays, samples, 3) in world space, each ray in its scene."""
+        normalized = SceneBox.get_normalized_positions(positions, self.scene_box.aabb) * 2.0 - 1.0
+        return self.field(normalized, scenes)
 
     def get_outputs(self, ray_bundle: RayBundle) -> Dict[str, Tensor]:  # type: ignore[override]
         shape = ray_bundle.origins.shape[:-1]
