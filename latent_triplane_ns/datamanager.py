@@ -15,9 +15,10 @@ from typing import Dict, Iterator, List, Tuple, Type
 import torch
 from nerfstudio.cameras.cameras import Cameras
 from nerfstudio.cameras.rays import RayBundle
-from nerfstudio.data.datamanagers.full_images_datamanager import FullImageDatamanager, FullImageDatamanagerConfig
+from nerfstudio.data.datamanagers.base_datamanager import VanillaDataManager, VanillaDataManagerConfig
 from nerfstudio.configs.dataparser_configs import AnnotatedDataParserUnion
 from nerfstudio.data.datasets.base_dataset import InputDataset
+from nerfstudio.data.utils.dataloaders import RandIndicesEvalDataloader
 from nerfstudio.utils.rich_utils import CONSOLE
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from safetensors.torch import load_file, save_file
@@ -31,8 +32,12 @@ CACHE_DIRNAME = ".ltn_latents"
 
 
 @dataclass
-class LatentDataManagerConfig(FullImageDatamanagerConfig):
-    """Encodes every image once with the autoencoder and serves random latent-pixel rays across all scenes."""
+class LatentDataManagerConfig(VanillaDataManagerConfig):
+    """Encodes every image once with the autoencoder and serves random latent-pixel rays across all scenes.
+
+    The pixel sampler and image cache of the parent are not used: images are read from disk when encoded, and
+    batches are drawn directly from the latents.
+    """
 
     _target: Type = field(default_factory=lambda: LatentDataManager)
     dataparser: AnnotatedDataParserUnion = field(default_factory=ProceduralCarsDataParserConfig)
@@ -40,6 +45,8 @@ class LatentDataManagerConfig(FullImageDatamanagerConfig):
     """Latent pixels (rays) per training step, drawn uniformly over all images of all scenes."""
     eval_num_rays_per_batch: int = 4096
     """Latent pixels per evaluation-loss step."""
+    seed: int = 42
+    """Seed of the batch sampling."""
     encode_batch_size: int = 16
     """Images encoded per autoencoder call when building the latent cache."""
     cache_latents_on_disk: bool = True
@@ -48,7 +55,7 @@ class LatentDataManagerConfig(FullImageDatamanagerConfig):
     """Crop images at the top-left to a multiple of the autoencoder's downsampling; False: such images are an error."""
 
 
-class LatentDataManager(FullImageDatamanager[InputDataset]):
+class LatentDataManager(VanillaDataManager[InputDataset]):
     """Holds the latent images of the collection and serves rays at latent resolution.
 
     `image` stays RGB everywhere (viewer thumbnails and `ns-render dataset` read it from the dataset); latents are
@@ -61,10 +68,18 @@ class LatentDataManager(FullImageDatamanager[InputDataset]):
     def __init__(self, config: LatentDataManagerConfig, *args, **kwargs):
         self._autoencoder: List[LatentAutoencoder] = []  # unregistered: the model owns and saves it
         super().__init__(config, *args, **kwargs)
-        self._rng = torch.Generator().manual_seed(config.train_cameras_sampling_seed)
+        self._rng = torch.Generator().manual_seed(config.seed)
+        self.eval_unseen_cameras = list(range(len(self.eval_dataset)))
         for dataset in (self.train_dataset, self.eval_dataset):
             if dataset.cameras.metadata is None or "scene_index" not in dataset.cameras.metadata:
                 dataset.cameras.metadata = {"scene_index": torch.zeros(len(dataset), 1, dtype=torch.long)}
+
+    def setup_train(self) -> None:
+        """Nothing to prepare: latents are encoded when first needed."""
+
+    def setup_eval(self) -> None:
+        """Only the camera dataloader that `ns-render spiral` and the viewer read; images load on demand."""
+        self.eval_dataloader = RandIndicesEvalDataloader(input_dataset=self.eval_dataset, device=self.device)
 
     def set_autoencoder(self, autoencoder: LatentAutoencoder) -> None:
         """Gives the autoencoder to encode with and crops the cameras to its downsampling factor."""
