@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Dict, List, Literal, Type
 
 import torch
@@ -11,6 +12,7 @@ from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttrib
 from torch import Tensor
 from torch.nn import Parameter
 
+from latent_triplane_ns import basis as basis_io
 from latent_triplane_ns.ae_training import latent_statistics
 from latent_triplane_ns.autoencoder import AutoencoderConfig
 from latent_triplane_ns.field import plane_tv
@@ -105,6 +107,7 @@ class LatentTriplaneAEModel(LatentTriplaneModel):
         pipeline = training_callback_attributes.pipeline
 
         optimizers = training_callback_attributes.optimizers
+        trainer = training_callback_attributes.trainer
 
         def switch(step: int) -> None:
             phase = self.phase_at(step)
@@ -112,6 +115,9 @@ class LatentTriplaneAEModel(LatentTriplaneModel):
                 return
             if phase == "fit" and step == self.warmup_steps and self.warmup_steps > 0:
                 self.normalise_from(pipeline.datamanager)
+            if phase == "joint" and step == self.warmup_steps + self.config.fit_steps and trainer is not None:
+                # The basis as it stands with the autoencoder frozen throughout: what the joint phase improves on.
+                basis_io.write_basis_checkpoint(self, Path(trainer.base_dir) / "basis_before_joint")
             self.set_phase(phase)
             pipeline.datamanager.invalidate_latents()
             if optimizers is not None:

@@ -97,3 +97,19 @@ def test_plane_tv_matches_hand_count():
     planes = torch.zeros(1, 1, 1, 2, 2)
     planes[0, 0, 0, 0, 0] = 1.0  # differs from its right and lower neighbour by 1
     assert float(plane_tv(planes)) == pytest.approx(2.0 / 4.0)
+
+
+def test_thousands_of_scenes_in_one_batch_read_their_own_planes_exactly():
+    torch.manual_seed(0)
+    planes = MicroMacroTriplanes(2000, 8, 2, 1, 3)
+    positions = torch.rand(2000, 3) * 2 - 1
+    scene_index = torch.randperm(2000)
+    features, scenes, _ = planes(positions, scene_index)
+    assert len(scenes) == 2000
+    for n in (0, 777, 1999):
+        fused = planes.planes(scene_index[n : n + 1])[0]
+        expected = sum(
+            F.grid_sample(fused[p][None], positions[n, [a, b]].view(1, 1, 1, 2), align_corners=True)[0, :, 0, 0]
+            for p, (a, b) in enumerate(PLANE_AXES)
+        )
+        assert torch.allclose(features[n], expected, atol=1e-4)

@@ -54,11 +54,11 @@ class Demo:
     """New scenes learned in stage 2 against the basis, all in one run."""
     ae_minutes: float = 8.0
     """Budget of the one-off autoencoder training (reused on later runs while its folder exists)."""
-    stage1_fit_steps: int = 1500
+    stage1_fit_steps: int = 800
     """Stage-1 steps with the autoencoder frozen."""
-    stage1_joint_steps: int = 300
+    stage1_joint_steps: int = 200
     """Stage-1 steps training autoencoder, basis and scenes jointly (0: the autoencoder stays frozen)."""
-    stage2_steps: int = 1500
+    stage2_steps: int = 800
     """Stage-2 steps on the new scenes."""
     video_seconds: float = 3.0
     """Length of the rendered spiral video."""
