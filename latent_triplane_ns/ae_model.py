@@ -103,7 +103,9 @@ class LatentTriplaneAEModel(LatentTriplaneModel):
             param.requires_grad_(train_scenes)
         self.phase = phase
 
-    def get_training_callbacks(self, training_callback_attributes: TrainingCallbackAttributes) -> List[TrainingCallback]:
+    def get_training_callbacks(
+        self, training_callback_attributes: TrainingCallbackAttributes
+    ) -> List[TrainingCallback]:
         pipeline = training_callback_attributes.pipeline
 
         optimizers = training_callback_attributes.optimizers
@@ -133,9 +135,13 @@ class LatentTriplaneAEModel(LatentTriplaneModel):
         """Sets the tanh normalisation from the warmed-up encoder's latents of the training images."""
         count = min(max_images, len(datamanager.train_dataset))
         step = max(1, len(datamanager.train_dataset) // count)
-        images = torch.stack([datamanager.load_image(datamanager.train_dataset, i) for i in range(0, step * count, step)])
+        images = torch.stack(
+            [datamanager.load_image(datamanager.train_dataset, i) for i in range(0, step * count, step)]
+        )
         stats = latent_statistics(self.autoencoder.vae, images.permute(0, 3, 1, 2).to(self.device))
-        self.autoencoder.set_statistics(torch.tensor(stats["shift"]).to(self.device), torch.tensor(stats["scale"]).to(self.device))
+        self.autoencoder.set_statistics(
+            torch.tensor(stats["shift"]).to(self.device), torch.tensor(stats["scale"]).to(self.device)
+        )
 
     def warmup_loss_dict(self, images: Tensor) -> Dict[str, Tensor]:
         """Plain autoencoder loss on (B, H, W, 3) images: reconstruction MSE of a posterior draw plus a tiny KL."""

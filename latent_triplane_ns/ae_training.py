@@ -151,7 +151,11 @@ def train_autoencoder(
         if elapsed >= budget:
             break
         progress_fraction = min(elapsed / budget, step / config.max_steps)
-        lr = config.lr * min(1.0, (step + 1) / warmup) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress_fraction)))
+        lr = (
+            config.lr
+            * min(1.0, (step + 1) / warmup)
+            * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress_fraction)))
+        )
         for group in optimizer.param_groups:
             group["lr"] = lr
         index = torch.randint(0, n, (config.batch_size,), generator=generator)
@@ -193,9 +197,7 @@ def train_autoencoder(
     return vae, result
 
 
-def save_trained_autoencoder(
-    vae, output_dir: Path, stats: Dict[str, List[float]], log: Dict[str, object]
-) -> Path:
+def save_trained_autoencoder(vae, output_dir: Path, stats: Dict[str, List[float]], log: Dict[str, object]) -> Path:
     """Writes the AutoencoderKL (`save_pretrained`), its latent statistics and the training log, atomically."""
     output_dir = Path(output_dir)
     output_dir.parent.mkdir(parents=True, exist_ok=True)

@@ -69,7 +69,7 @@ class BasisCheckpoint:
             raise BasisCheckpointError(f"{self.path / AUTOENCODER_DIR}: missing autoencoder")
         return LatentAutoencoder(config, vae=vae)
 
-    def load_into(self, field: "TriplaneField", scene_names: List[str]) -> List[str]:
+    def load_into(self, field: TriplaneField, scene_names: List[str]) -> List[str]:
         """Copies the basis planes and the MLP weights into a field built with matching sizes, and the planes of
         every scene of `scene_names` that the basis was trained with (by folder name; others keep their fresh
         planes). Returns the names of the scenes copied."""
@@ -152,7 +152,10 @@ def write_basis_checkpoint(model: Any, path: Path, extra: Optional[Dict[str, Any
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
         save_file(tensors, str(tmp / TENSORS_FILE))
-        scenes = {"micro": planes.micro.detach().cpu().contiguous(), "weights": planes.weights.detach().cpu().contiguous()}
+        scenes = {
+            "micro": planes.micro.detach().cpu().contiguous(),
+            "weights": planes.weights.detach().cpu().contiguous(),
+        }
         save_file(scenes, str(tmp / SCENES_FILE))
         (tmp / SETTINGS_FILE).write_text(json.dumps(settings, indent=2))
         if ae.vae is not None:
@@ -166,4 +169,3 @@ def write_basis_checkpoint(model: Any, path: Path, extra: Optional[Dict[str, Any
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
-

@@ -75,7 +75,10 @@ class FieldSizes:
 
 @dataclass
 class BenchmarkConfig:
-    """Sizes, budgets and outputs of one benchmark run (the presets are in BENCHMARK_PRESETS)."""
+    """Sizes, budgets and outputs of one benchmark run. The defaults are the 'cpu' preset: the whole run, generation
+    and the one-off autoencoder and basis included, fits 45 minutes on 2 cores (about 41 estimated with unit costs
+    measured on busy cores: 8 + 5 one-off, 10 + 2 x 4 of training, the rest setup, encoding and evaluation); the
+    field is latent-triplane-small's."""
 
     preset: Literal["toy", "cpu", "gpu"] = "cpu"
     """Preset the other defaults come from (read first; every other setting given overrides it)."""
@@ -101,7 +104,7 @@ class BenchmarkConfig:
     """Held-out views per scene."""
     seed: int = 0
     """Seed of the collection and of every run."""
-    autoencoder_training: AETrainingConfig = field(default_factory=AETrainingConfig)
+    autoencoder_training: AETrainingConfig = field(default_factory=lambda: AETrainingConfig(max_minutes=8.0))
     """Recipe and budget of the compact AutoencoderKL (when no autoencoder is given)."""
     latent_method: str = "latent-triplane-small"
     """Registered preset of the latent runs (basis and new scenes): learning rates and schedule."""
@@ -111,21 +114,21 @@ class BenchmarkConfig:
     """Field sizes of every method (a given basis checkpoint overrides the plane, basis and MLP sizes)."""
     latent_rays_per_batch: int = 1024
     """Latent rays per training step of the latent runs."""
-    rgb_rays_per_batch: int = 4096
-    """RGB rays per training step of the baseline."""
-    basis_minutes: float = 6.0
+    rgb_rays_per_batch: int = 1024
+    """RGB rays per training step of the baseline (on 2 cores 1024 beat 4096 at equal training time)."""
+    basis_minutes: float = 5.0
     """Training-time budget of the basis run on the basis scenes."""
-    rgb_minutes: float = 8.0
+    rgb_minutes: float = 10.0
     """Training-time budget of triplane-rgb on the K new scenes."""
     latent_minutes: float = 4.0
     """Training-time budget of each latent-triplane run on the K new scenes."""
     micro_macro_shared: Literal["frozen", "train"] = "frozen"
     """Basis and MLP during the Micro-Macro fit: frozen (the default of a loaded basis) or fine-tuned (the paper)."""
-    curve_points: int = 8
+    curve_points: int = 6
     """Held-out evaluations per run, log-spaced in training time from first_eval_seconds to the budget."""
-    first_eval_seconds: float = 5.0
+    first_eval_seconds: float = 10.0
     """Training time of the first evaluation after the one at zero."""
-    eval_views_per_scene: int = 2
+    eval_views_per_scene: int = 1
     """Held-out views per scene in the curve's evaluations (the final figures use every held-out view)."""
     render_views: int = 3
     """Full-resolution renders timed per method, after one warm-up render."""
@@ -178,7 +181,6 @@ def _toy() -> BenchmarkConfig:
 
 
 def _cpu() -> BenchmarkConfig:
-    # Sized so the whole run, generation and the one-off autoencoder and basis included, fits 45 minutes on 2 cores.
     return BenchmarkConfig(preset="cpu", output_dir=Path("outputs/benchmark"))
 
 
@@ -352,7 +354,33 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _peak_rss_bytes() -> int:
+def _proc_status_bytes(key: str) -> Optional[int]:
+    """A memory figure of /proc/self/status (Linux), e.g. VmRSS (now) or VmHWM (peak), in bytes."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(f"{key}:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def reset_peak_rss() -> int:
+    """Resets the process's peak resident set where Linux allows it, so the peak measured later is the training's
+    (the imports of torch and nerfstudio peak above what a small run ever needs); returns the current RSS."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+    now = _proc_status_bytes("VmRSS")
+    return now if now is not None else peak_rss()
+
+
+def peak_rss() -> int:
+    """Peak resident set of this process, in bytes, since the last `reset_peak_rss` where Linux allows it."""
+    peak = _proc_status_bytes("VmHWM")
+    if peak is not None:
+        return peak
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(peak if sys.platform == "darwin" else peak * 1024)
 
@@ -562,7 +590,6 @@ def run_job(job: TrainingJob, on_event: Optional[Callable[[Dict], None]] = None)
     import yaml
     from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackLocation
 
-    rss_at_start = _peak_rss_bytes()
     random.seed(job.seed)
     np.random.seed(job.seed)
     torch.manual_seed(job.seed)
@@ -574,7 +601,8 @@ def run_job(job: TrainingJob, on_event: Optional[Callable[[Dict], None]] = None)
         if on_event is not None:
             on_event(event)
 
-    config = yaml.load(Path(job.config_file).read_text(), Loader=yaml.Loader)
+    config = yaml.load(Path(job.config_file).read_text(), Loader=yaml.Loader)  # imports nerfstudio and the plugin
+    rss_before_setup = reset_peak_rss()
     cuda = config.machine.device_type == "cuda"
     if cuda:
         torch.cuda.reset_peak_memory_stats()
@@ -599,10 +627,10 @@ def run_job(job: TrainingJob, on_event: Optional[Callable[[Dict], None]] = None)
     report({"event": "train"})
     clock.start()
     trainer.train()
-    peak_rss = _peak_rss_bytes()
+    peak_rss_bytes = peak_rss()
     peak_cuda = int(torch.cuda.max_memory_allocated()) if cuda else None
     config.max_num_iterations = clock.steps
-    config.save_config()
+    _write_config(config)
     result: Dict[str, Any] = {
         "name": job.name,
         "method": config.method_name,
@@ -619,8 +647,8 @@ def run_job(job: TrainingJob, on_event: Optional[Callable[[Dict], None]] = None)
         "curve_autoencoder_psnr": ae_psnr,
         "parameters": count_parameters(model),
         "trainable_parameter_groups": sorted(trainer.optimizers.optimizers),
-        "peak_rss_bytes": peak_rss,
-        "rss_after_imports_bytes": rss_at_start,
+        "peak_rss_bytes": peak_rss_bytes,
+        "rss_before_setup_bytes": rss_before_setup,
         "peak_cuda_bytes": peak_cuda,
     }
     if job.final_eval:
@@ -724,6 +752,16 @@ def method_trainer_config(
     return config
 
 
+def _write_config(config) -> Path:
+    """Writes a TrainerConfig's config.yml where nerfstudio's tools (`ns-eval`, `ns-render`, ...) look for it."""
+    import yaml
+
+    path = config.get_base_dir() / "config.yml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.dump(config), "utf8")
+    return path
+
+
 def machine_info() -> Dict[str, Any]:
     """CPU model, cores, memory, GPU, and the versions of the software that produced the figures."""
     cpu = platform.processor() or platform.machine()
@@ -769,28 +807,38 @@ def _settings_json(config: BenchmarkConfig) -> Dict[str, Any]:
     return plain(asdict(config))
 
 
+# Rough unit costs behind the wall-time estimate, measured on 2 busy Xeon cores (CPU) and guessed for one GPU.
+_UNIT_SECONDS = {
+    "cpu": {"scene": 1.6, "encode": 0.1, "decode": 0.4, "sample": 4e-6, "process": 25.0},
+    "cuda": {"scene": 1.6, "encode": 0.002, "decode": 0.005, "sample": 2e-8, "process": 30.0},
+}
+"""Seconds per generated 128 px scene of 60 views (one core), per encoded and per decoded 128 px image, per ray
+sample of a rendered view, and per training process start (imports, setup)."""
+
+
 def planned_seconds(config: BenchmarkConfig) -> Dict[str, float]:
-    """Expected wall time of every stage: budgets plus setup, evaluation and rendering overheads (estimates)."""
-    pixels = config.image_size**2 / 128**2
-    scenes = config.num_new_scenes + (0 if config.basis else config.num_basis_scenes)
+    """Expected wall time of every stage: budgets plus setup, encoding, evaluation and rendering (estimates)."""
+    unit = _UNIT_SECONDS[config.device]
+    pixels = config.image_size**2
+    area = pixels / 128**2
+    samples = config.sizes.num_coarse_samples + config.sizes.num_importance_samples
+    k, n = config.num_new_scenes, config.num_basis_scenes
+    scenes = k + (0 if config.basis else n)
     views = config.num_train_views + config.num_test_views
-    cores = max(1, os.cpu_count() or 1)
-    plan = {"generate": 2.0 + 1.7 * scenes * pixels * views / 60 / cores}
+    plan = {"generate": 2.0 + unit["scene"] * scenes * area * views / 60 / max(1, os.cpu_count() or 1)}
+    latent_view = unit["sample"] * samples * pixels / 64 + unit["decode"] * area
     if config.autoencoder is None and config.basis is None:
-        plan["autoencoder"] = config.autoencoder_training.max_minutes * 60 + 5 + 3 * config.num_basis_scenes * pixels
+        statistics = unit["encode"] * area * n * config.num_train_views / 4
+        plan["autoencoder"] = config.autoencoder_training.max_minutes * 60 + 10 + statistics
     if config.basis is None:
-        plan["basis"] = config.basis_minutes * 60 * 1.1 + 25
-    evals = config.curve_points + 1
-    per_view = 1.0 if config.device == "cpu" else 0.05  # seconds per evaluated 128 px view, rough
-    curve_views = config.num_new_scenes * config.eval_views_per_scene
-    final_views = config.num_new_scenes * config.num_test_views + config.render_views + 1
-    for name, minutes in (
-        ("triplane-rgb", config.rgb_minutes),
-        ("latent-micro", config.latent_minutes),
-        ("latent-micro-macro", config.latent_minutes),
-    ):
-        view_seconds = per_view * pixels * (1.0 if name == "triplane-rgb" else 0.25)
-        plan[name] = minutes * 60 + 25 + view_seconds * (evals * curve_views + final_views)
+        encode = unit["encode"] * area * n * config.num_train_views
+        plan["basis"] = config.basis_minutes * 60 + unit["process"] + encode + 2 * n * latent_view
+    evaluated = (config.curve_points + 1) * k * config.eval_views_per_scene + k * config.num_test_views
+    evaluated += config.render_views + 1
+    plan["triplane-rgb"] = config.rgb_minutes * 60 + unit["process"] + evaluated * unit["sample"] * samples * pixels
+    for name in ("latent-micro", "latent-micro-macro"):
+        encode = unit["encode"] * area * k * config.num_train_views
+        plan[name] = config.latent_minutes * 60 + unit["process"] + encode + evaluated * latent_view
     return plan
 
 
@@ -847,7 +895,7 @@ class _Progress:
 
 def _job_progress(progress: _Progress) -> Callable[[Dict], None]:
     """Relays a training process's events to the stage's progress bar."""
-    state = {"psnr": float("nan"), "phase": "setting up"}
+    state = {"psnr": float("nan"), "phase": "setting up", "step": "-"}
 
     def on_event(event: Dict) -> None:
         if event["event"] == "eval":
@@ -860,7 +908,8 @@ def _job_progress(progress: _Progress) -> Callable[[Dict], None]:
                 "render": "timing renders",
             }[event["event"]]
         seconds = event.get("train_seconds")
-        status = f"{state['phase']}  step {event.get('step', '-')}  held-out PSNR {state['psnr']:.2f} dB"
+        state["step"] = event.get("step", state["step"])
+        status = f"{state['phase']}  step {state['step']}  held-out PSNR {state['psnr']:.2f} dB"
         if seconds is not None:
             progress.update(seconds, status)
         else:
@@ -872,7 +921,6 @@ def _job_progress(progress: _Progress) -> Callable[[Dict], None]:
 def run_benchmark(config: BenchmarkConfig, show_progress: bool = True) -> Dict[str, Any]:
     """Runs the whole benchmark and writes benchmark.json, benchmark.md and the plots into config.output_dir."""
     from rich.console import Console
-    from rich.markdown import Markdown
 
     from latent_triplane_ns import basis as basis_io
     from latent_triplane_ns.ae_training import latent_statistics, save_trained_autoencoder, train_autoencoder
@@ -964,7 +1012,8 @@ def run_benchmark(config: BenchmarkConfig, show_progress: bool = True) -> Dict[s
                 vae, ae_result = train_autoencoder(
                     training, train_images, held_out, config.device, on_progress=on_ae_progress
                 )
-                stats = latent_statistics(vae, train_images)
+                # the normalisation's statistics from every 4th image: plenty for 4 means and 4 deviations
+                stats = latent_statistics(vae, train_images[::4])
                 log = {
                     "eval_psnr": ae_result.eval_psnr,
                     "steps": ae_result.steps,
@@ -1000,7 +1049,7 @@ def run_benchmark(config: BenchmarkConfig, show_progress: bool = True) -> Dict[s
                 basis_checkpoint=None,
                 shared_training="auto",
             )
-            basis_config.save_config()
+            _write_config(basis_config)
             job = TrainingJob(
                 name="basis",
                 config_file=str(basis_config.get_base_dir() / "config.yml"),
@@ -1081,7 +1130,7 @@ def run_benchmark(config: BenchmarkConfig, show_progress: bool = True) -> Dict[s
             trainer_config = method_trainer_config(
                 method, data, new_names, runs_dir, name, config.device, rays, sizes, **settings
             )
-            trainer_config.save_config()
+            _write_config(trainer_config)
             job = TrainingJob(
                 name=name,
                 config_file=str(trainer_config.get_base_dir() / "config.yml"),
@@ -1100,7 +1149,7 @@ def run_benchmark(config: BenchmarkConfig, show_progress: bool = True) -> Dict[s
     report["sizes_used"] = asdict(sizes)
     summarize(report, config)
     write_outputs(report, out)
-    console.print(Markdown(markdown_report(report)))
+    console.print(markdown_report(report), markup=False, highlight=False, soft_wrap=True)
     console.print(
         f"Wrote {out / 'benchmark.json'}, {out / 'benchmark.md'}, {out / 'psnr_vs_time.png'}, "
         f"{out / 'memory_per_scene.png'} in {report['wall_seconds'] / 60:.1f} min"
@@ -1121,6 +1170,7 @@ def summarize(report: Dict[str, Any], config: BenchmarkConfig) -> None:
     target = baseline["curve"][-1]["psnr"] - config.target_margin_db
     base_counts = baseline["parameters"]
     base_time = time_to_target(baseline["curve"], target)
+    scene_counts = sorted(set(config.scene_counts) | {config.memory_target_scenes})
     for result in methods.values():
         t = time_to_target(result["curve"], target)
         result["time_to_target_seconds"] = t
@@ -1128,11 +1178,23 @@ def summarize(report: Dict[str, Any], config: BenchmarkConfig) -> None:
         result["time_ratio"] = None if t is None or not base_time else t / base_time
         result["data_prep_seconds_per_scene"] = result["data_prep_seconds"] / k
         result["effective_memory_bytes"] = {
-            str(n): effective_memory_per_scene(result["parameters"], n) for n in config.scene_counts
+            str(n): effective_memory_per_scene(result["parameters"], n) for n in scene_counts
         }
         result["effective_memory_ratio"] = {
             str(n): effective_memory_per_scene(result["parameters"], n) / effective_memory_per_scene(base_counts, n)
-            for n in config.scene_counts
+            for n in scene_counts
+        }
+    # The other way round, for when a latent method cannot reach the baseline's quality: time to the latent
+    # method's own final quality (minus the margin), for it and for the baseline.
+    for name in ("latent-micro", "latent-micro-macro"):
+        result = methods[name]
+        level = result["curve"][-1]["psnr"] - config.target_margin_db
+        own, base = time_to_target(result["curve"], level), time_to_target(baseline["curve"], level)
+        result["at_own_quality"] = {
+            "psnr": level,
+            "per_scene_seconds": None if own is None else own / k,
+            "baseline_per_scene_seconds": None if base is None else base / k,
+            "ratio": None if own is None or not base else own / base,
         }
     n = config.memory_target_scenes
     verdicts = {}
@@ -1170,14 +1232,14 @@ def _limits(report: Dict[str, Any], config: BenchmarkConfig, target: float) -> L
     ae = report["one_off"].get("autoencoder", {})
     if "seconds" in ae:
         notes.append(
-            f"The autoencoder was trained from scratch for {ae['seconds'] / 60:.1f} min on "
+            f"The autoencoder was trained from scratch for {_fmt_seconds(ae['seconds'])} on "
             f"{ae['num_train_images']} images (held-out PSNR {ae['held_out_psnr']:.2f} dB); the paper fine-tunes "
             "Stable Diffusion's VAE, trained on billions of images."
         )
     basis = report["one_off"].get("basis", {})
     if "seconds" in basis:
         notes.append(
-            f"The basis was learned on {basis['num_scenes']} scenes for {basis['seconds'] / 60:.1f} min (the paper: "
+            f"The basis was learned on {basis['num_scenes']} scenes for {_fmt_seconds(basis['seconds'])} (the paper: "
             "500 scenes, 100 epochs on a GPU)."
         )
     rgb = methods["triplane-rgb"]
@@ -1223,19 +1285,25 @@ def markdown_report(report: Dict[str, Any]) -> str:
         f"{targets['baseline_final_curve_psnr']:.2f} dB minus {settings['target_margin_db']} dB).",
         "",
         f"| method | final PSNR (dB) | SSIM | time to target per scene | ratio | effective memory per scene at N={n} "
-        f"| ratio | peak {'GPU' if settings['device'] == 'cuda' else 'RSS'} memory | train rays/s "
+        f"| ratio | peak {'GPU memory' if settings['device'] == 'cuda' else 'RSS (over imports)'} | train rays/s "
         "| render fps (latent render / decode) |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in report["methods"].items():
         render = r.get("render", {})
-        fps = f"{render['fps']:.1f} ({render['latent_render_fps']:.1f} / {render['decode_fps']:.0f})" if render else "-"
+        has_decoder = r["parameters"]["shared"]["autoencoder"] > 0
+        decode = f"{render['decode_fps']:.1f}" if render and has_decoder else "no decoder"
+        fps = f"{render['fps']:.2f} ({render['latent_render_fps']:.2f} / {decode})" if render else "-"
         peak = r.get(memory_key)
+        if peak and memory_key == "peak_rss_bytes":
+            peak_text = f"{_fmt_bytes(peak)} (+{_fmt_bytes(max(peak - r['rss_before_setup_bytes'], 0))})"
+        else:
+            peak_text = _fmt_bytes(peak) if peak else "-"
         lines.append(
             f"| {METHOD_LABELS[name]} | {r['final']['psnr']:.2f} | {r['final']['ssim']:.3f} "
             f"| {_fmt_seconds(r['per_scene_time_to_target_seconds'])} | {_fmt_ratio(r['time_ratio'])} "
             f"| {_fmt_bytes(r['effective_memory_bytes'][n])} | {_fmt_ratio(r['effective_memory_ratio'][n])} "
-            f"| {_fmt_bytes(peak) if peak else '-'} | {r['rays_per_second']:,.0f} | {fps} |"
+            f"| {peak_text} | {r['rays_per_second']:,.0f} | {fps} |"
         )
     lines += ["", "Effective memory per scene (per-scene parameters + shared parameters / N):", ""]
     counts = list(report["methods"]["triplane-rgb"]["effective_memory_bytes"])
@@ -1288,6 +1356,17 @@ def markdown_report(report: Dict[str, Any]) -> str:
         lines.append(
             f"- {METHOD_LABELS[name]}: {time_text}; memory {_fmt_ratio(v['memory_ratio'])}: "
             f"{'met' if v['memory_target_met'] else 'not met'}."
+        )
+    lines += [
+        "",
+        "At each latent method's own final quality instead (its final PSNR minus the margin; not the target):",
+        "",
+    ]
+    for name in ("latent-micro", "latent-micro-macro"):
+        q = report["methods"][name]["at_own_quality"]
+        lines.append(
+            f"- {q['psnr']:.2f} dB: {METHOD_LABELS[name]} {_fmt_seconds(q['per_scene_seconds'])} per scene, "
+            f"triplane-rgb {_fmt_seconds(q['baseline_per_scene_seconds'])} per scene (ratio {_fmt_ratio(q['ratio'])})."
         )
     paper = report["paper_size_accounting"]
     lines += [
@@ -1349,16 +1428,17 @@ def write_plots(report: Dict[str, Any], output_dir: Path) -> List[Path]:
     figure = Figure(figsize=(6.5, 4.2), dpi=110)
     FigureCanvasAgg(figure)
     ax = figure.subplots()
+    smallest = min(min(r["effective_memory_bytes"].values()) for r in report["methods"].values())
+    unit, scale = ("MiB", 2**20) if smallest >= 2**20 else ("KiB", 2**10)
     for name, r in report["methods"].items():
         counts = [int(c) for c in r["effective_memory_bytes"]]
-        ax.plot(
-            counts, [r["effective_memory_bytes"][str(c)] / 2**20 for c in counts], marker="o", label=METHOD_LABELS[name]
-        )
+        values = [r["effective_memory_bytes"][str(c)] / scale for c in counts]
+        ax.plot(counts, values, marker="o", label=METHOD_LABELS[name])
     ax.axvline(report["targets"]["memory_target_scenes"], color="gray", linestyle="--", linewidth=1)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("scenes sharing the autoencoder / basis / MLP (N)")
-    ax.set_ylabel("effective memory per scene (MiB)")
+    ax.set_ylabel(f"effective memory per scene ({unit})")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     figure.tight_layout()
@@ -1375,9 +1455,17 @@ def write_outputs(report: Dict[str, Any], output_dir: Path) -> None:
     write_plots(report, output_dir)
 
 
+def quiet_diffusers() -> None:
+    """Silences diffusers' advice to install `accelerate` when the autoencoder is loaded (it is not needed)."""
+    from diffusers.utils import logging as diffusers_logging
+
+    diffusers_logging.set_verbosity_error()
+
+
 def _job_main(argv: List[str]) -> None:
     """Entry of a training process: `python -m latent_triplane_ns.benchmark JOB.json`."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    quiet_diffusers()
     job = TrainingJob(**json.loads(Path(argv[0]).read_text()))
     run_job(job)
 

@@ -15,8 +15,8 @@ from typing import Dict, Iterator, List, Tuple, Type
 import torch
 from nerfstudio.cameras.cameras import Cameras
 from nerfstudio.cameras.rays import RayBundle
-from nerfstudio.data.datamanagers.base_datamanager import VanillaDataManager, VanillaDataManagerConfig
 from nerfstudio.configs.dataparser_configs import AnnotatedDataParserUnion
+from nerfstudio.data.datamanagers.base_datamanager import VanillaDataManager, VanillaDataManagerConfig
 from nerfstudio.data.datasets.base_dataset import InputDataset
 from nerfstudio.data.utils.dataloaders import RandIndicesEvalDataloader
 from nerfstudio.utils.rich_utils import CONSOLE
@@ -118,7 +118,7 @@ class LatentDataManager(VanillaDataManager[InputDataset]):
     def _cache_key(self, dataset: InputDataset) -> str:
         digest = hashlib.sha256(self.autoencoder.fingerprint().encode())
         digest.update(str(dataset._dataparser_outputs.alpha_color).encode())
-        for filename, h, w in zip(dataset.image_filenames, dataset.cameras.height, dataset.cameras.width):
+        for filename, h, w in zip(dataset.image_filenames, dataset.cameras.height, dataset.cameras.width, strict=True):
             digest.update(f"{h.item()}x{w.item()}".encode())
             digest.update(Path(filename).read_bytes())
         return digest.hexdigest()[:20]
@@ -157,14 +157,18 @@ class LatentDataManager(VanillaDataManager[InputDataset]):
         ) as progress:
             task = progress.add_task("encode", total=len(dataset))
             for start in range(0, len(dataset), size):
-                images = torch.stack([self.load_image(dataset, i) for i in range(start, min(start + size, len(dataset)))])
+                images = torch.stack(
+                    [self.load_image(dataset, i) for i in range(start, min(start + size, len(dataset)))]
+                )
                 with torch.no_grad():
                     chunks.append(ae.encode(images.permute(0, 3, 1, 2).to(device)).permute(0, 2, 3, 1).cpu())
                 progress.advance(task, images.shape[0])
         latents = torch.cat(chunks).contiguous()
         if cache_file is not None:
             try:
-                _atomic_save(cache_file, latents, {"split": split, "num_images": len(dataset), "data": str(self.get_datapath())})
+                _atomic_save(
+                    cache_file, latents, {"split": split, "num_images": len(dataset), "data": str(self.get_datapath())}
+                )
             except OSError as err:
                 CONSOLE.log(f"[yellow]Could not write the latent cache {cache_file} ({err}); continuing without it")
         return {"latents": latents.to(self.device), "scene_index": scene_index.to(self.device)}
@@ -251,7 +255,7 @@ class LatentDataManager(VanillaDataManager[InputDataset]):
         return self.eval_item(index)
 
     @property
-    def fixed_indices_eval_dataloader(self) -> "EvalImages":  # type: ignore[override]
+    def fixed_indices_eval_dataloader(self) -> EvalImages:  # type: ignore[override]
         """Every held-out image in order, loaded only when iterated (the viewer inspects this attribute)."""
         return EvalImages(self)
 

@@ -54,7 +54,7 @@ class MicroMacroTriplanes(nn.Module):
     def num_features(self) -> int:
         return self.micro.shape[2] + self.basis.shape[2]
 
-    def planes(self, scenes: Int[Tensor, "k"]) -> Float[Tensor, "k 3 F R R"]:
+    def planes(self, scenes: Int[Tensor, " k"]) -> Float[Tensor, "k 3 F R R"]:
         """The fused planes of the given scenes."""
         micro = self.micro[scenes]
         if self.num_basis == 0:
@@ -63,7 +63,7 @@ class MicroMacroTriplanes(nn.Module):
         return torch.cat([micro, macro], dim=2)
 
     def forward(
-        self, positions: Float[Tensor, "n *samples 3"], scene_index: Int[Tensor, "n"]
+        self, positions: Float[Tensor, "n *samples 3"], scene_index: Int[Tensor, " n"]
     ) -> tuple[Float[Tensor, "n *samples F"], Tensor, Tensor]:
         """Samples summed plane features at positions in [-1, 1]^3, each row of positions in its own scene.
 
@@ -87,7 +87,10 @@ class MicroMacroTriplanes(nn.Module):
         row = (local // columns).to(positions.dtype)
         column = (local % columns).to(positions.dtype)
         shape = (-1, *([1] * (len(batch_shape) - 1)))
-        row, column = row.view(shape).expand(batch_shape).reshape(-1), column.view(shape).expand(batch_shape).reshape(-1)
+        row, column = (
+            row.view(shape).expand(batch_shape).reshape(-1),
+            column.view(shape).expand(batch_shape).reshape(-1),
+        )
         points = positions.reshape(-1, 3)
         tile, height, width = self.resolution + 1, atlas.shape[-2], atlas.shape[-1]
         grids = []
@@ -134,7 +137,7 @@ class TriplaneField(nn.Module):
             implementation=implementation,
         )
 
-    def forward(self, positions: Float[Tensor, "n *samples 3"], scene_index: Int[Tensor, "n"]) -> Dict[str, Tensor]:
+    def forward(self, positions: Float[Tensor, "n *samples 3"], scene_index: Int[Tensor, " n"]) -> Dict[str, Tensor]:
         """Density (n, *samples, 1) and colours (n, *samples, C) in [0, 1] at positions in [-1, 1]^3, each row of
         positions in its own scene; zero density outside the box."""
         features, scenes, planes = self.triplanes(positions, scene_index)

@@ -67,9 +67,7 @@ class LatentTriplaneModelConfig(ModelConfig):
     """Weight of the MSE between rendered and encoded latents."""
     tv_loss_mult: float = 1e-4
     """Weight of the total variation of the planes of the scenes in the batch."""
-    collider_params: Optional[Dict[str, float]] = field(
-        default_factory=lambda: {"near_plane": 1.0, "far_plane": 4.2}
-    )
+    collider_params: Optional[Dict[str, float]] = field(default_factory=lambda: {"near_plane": 1.0, "far_plane": 4.2})
     """Near and far distances of every ray (the default suits cameras at radius 2.6 around a [-1, 1]^3 object)."""
 
 
@@ -189,7 +187,9 @@ class LatentTriplaneModel(Model):
             loss_dict["tv_loss"] = self.config.tv_loss_mult * plane_tv(self.field.triplanes.planes(scenes))
         return loss_dict
 
-    def get_training_callbacks(self, training_callback_attributes: TrainingCallbackAttributes) -> List[TrainingCallback]:
+    def get_training_callbacks(
+        self, training_callback_attributes: TrainingCallbackAttributes
+    ) -> List[TrainingCallback]:
         trainer = training_callback_attributes.trainer
         if not (self.train_shared and self.field.triplanes.num_basis > 0 and trainer is not None):
             return []

@@ -14,8 +14,7 @@ from nerfstudio.engine.schedulers import (
     Scheduler,
     SchedulerConfig,
 )
-from torch.optim import Optimizer
-from torch.optim import lr_scheduler
+from torch.optim import Optimizer, lr_scheduler
 from torch.optim.lr_scheduler import LRScheduler
 
 
@@ -47,9 +46,13 @@ class SceneSparseAdam(torch.optim.Optimizer):
                     state["step"] = torch.zeros(param.shape[0], dtype=torch.float64, device=param.device)
                     state["exp_avg"] = torch.zeros_like(param)
                     state["exp_avg_sq"] = torch.zeros_like(param)
-                rows = grad.reshape(grad.shape[0], -1).ne(0).any(dim=1).nonzero().squeeze(1)
-                if rows.numel() == 0:
-                    continue
+                present = grad.reshape(grad.shape[0], -1).ne(0).any(dim=1)
+                if bool(present.all()):
+                    rows = slice(None)  # every scene present: update in place, without gathering rows
+                else:
+                    rows = present.nonzero().squeeze(1)
+                    if rows.numel() == 0:
+                        continue
                 state["step"][rows] += 1
                 step = state["step"][rows].view(-1, *([1] * (param.dim() - 1)))
                 g = grad[rows]
@@ -102,7 +105,7 @@ class PlainFloatExponentialDecaySchedulerConfig(ExponentialDecaySchedulerConfig)
 class PhaseScheduler(Scheduler):
     """Piecewise-constant learning rate: `lr_multipliers[i]` times the optimizer's lr from `boundaries[i-1]` on."""
 
-    config: "PhaseSchedulerConfig"
+    config: PhaseSchedulerConfig
 
     def get_scheduler(self, optimizer: Optimizer, lr_init: float) -> LRScheduler:
         boundaries, multipliers = tuple(self.config.boundaries), tuple(float(m) for m in self.config.lr_multipliers)

@@ -54,7 +54,10 @@ class LatentPipeline(VanillaPipeline):
         if output_path is not None:
             output_path.mkdir(exist_ok=True, parents=True)
         with Progress(
-            TextColumn("[green]Evaluating held-out images"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+            TextColumn("[green]Evaluating held-out images"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
             transient=True,
         ) as progress:
             task = progress.add_task("eval", total=len(data_loader))
@@ -67,7 +70,9 @@ class LatentPipeline(VanillaPipeline):
                 metrics["num_rays_per_sec"] = float(camera.height * camera.width) / seconds
                 if output_path is not None:
                     for key, image in images.items():
-                        vutils.save_image(image.permute(2, 0, 1).cpu(), output_path / f"{image_prefix}_{key}_{idx:04d}.png")
+                        vutils.save_image(
+                            image.permute(2, 0, 1).cpu(), output_path / f"{image_prefix}_{key}_{idx:04d}.png"
+                        )
                 per_image.append(metrics)
                 per_scene[int(batch.get("scene_index", 0))].append(metrics)
                 progress.advance(task)
@@ -130,6 +135,8 @@ class LatentAEPipeline(LatentPipeline):
         self._fresh_eval_latents()
         return super().get_eval_image_metrics_and_images(step)
 
-    def get_average_eval_image_metrics(self, step: Optional[int] = None, output_path: Optional[Path] = None, get_std=False):
+    def get_average_eval_image_metrics(
+        self, step: Optional[int] = None, output_path: Optional[Path] = None, get_std=False
+    ):
         self._fresh_eval_latents()
         return super().get_average_eval_image_metrics(step, output_path, get_std)

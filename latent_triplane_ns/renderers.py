@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import torch
 from jaxtyping import Float
 from torch import Tensor, nn
 
@@ -17,7 +16,7 @@ class LatentRenderer(nn.Module):
         self,
         values: Float[Tensor, "*bs num_samples C"],
         weights: Float[Tensor, "*bs num_samples 1"],
-        background: Float[Tensor, "C"],
+        background: Float[Tensor, " C"],
     ) -> Float[Tensor, "*bs C"]:
         """Returns sum_i w_i c_i + (1 - sum_i w_i) * background.
 

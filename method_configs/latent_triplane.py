@@ -105,7 +105,7 @@ triplane_rgb = MethodSpecification(
             ),
         ),
         max_steps=30000,
-        lr=1e-2,
+        lr=3e-2,  # tuned: 3e-2 beat 1e-2 and 3e-3 on 128 px cars at equal rays (24.9 vs 23.9 vs 12.9 dB)
     ),
     description="RGB Tri-Planes at full resolution, one plane set per scene: the baseline of latent-triplane.",
 )

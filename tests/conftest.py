@@ -22,8 +22,9 @@ def tiny_collection(tmp_path_factory) -> Path:
     from latent_triplane_ns.procedural import generate_collection
 
     root = tmp_path_factory.mktemp("collection") / "cars"
-    generate_collection(root, num_scenes=4, seed=3, image_size=32, num_train_views=6, num_test_views=2, workers=1,
-                        show_progress=False)
+    generate_collection(
+        root, num_scenes=4, seed=3, image_size=32, num_train_views=6, num_test_views=2, workers=1, show_progress=False
+    )
     return root
 
 

@@ -6,7 +6,6 @@ import json
 
 import pytest
 import torch
-import torch.nn.functional as F
 from conftest import reduced_config
 
 from latent_triplane_ns.basis import SCENES_FILE, SETTINGS_FILE, TENSORS_FILE, read_basis_checkpoint
@@ -84,7 +83,7 @@ def test_losses_on_hand_made_tensors(stage1):
         target = 0.5 * (torch.tanh(ae.norm_scale.view(1, -1, 1, 1) * (z - ae.norm_shift.view(1, -1, 1, 1))) + 1)
         r = rendered.permute(0, 3, 1, 2)
         assert float(losses["enc_loss"]) == pytest.approx(float(((r - target) ** 2).mean()), rel=1e-5)
-        z_render = torch.atanh((2 * r - 1)) / ae.norm_scale.view(1, -1, 1, 1) + ae.norm_shift.view(1, -1, 1, 1)
+        z_render = torch.atanh(2 * r - 1) / ae.norm_scale.view(1, -1, 1, 1) + ae.norm_shift.view(1, -1, 1, 1)
         decoded = (ae.vae.decode(z_render).sample + 1) / 2
         assert float(losses["dec_loss"]) == pytest.approx(float(((decoded - x) ** 2).mean()), rel=1e-4)
         recon = (ae.vae.decode(z).sample + 1) / 2
@@ -108,7 +107,11 @@ def test_basis_checkpoint_is_portable_and_reproduces_a_training_scene(stage1, ti
     assert not any("optim" in k or "exp_avg" in k for k in basis.tensors)
     # latent-triplane on the same scenes, loaded from the basis with no training, renders identically
     config = reduced_config(
-        "latent-triplane-small", tiny_collection, tmp_path, num_basis=2, basis_checkpoint=basis_dir,
+        "latent-triplane-small",
+        tiny_collection,
+        tmp_path,
+        num_basis=2,
+        basis_checkpoint=basis_dir,
         load_basis_scenes=True,
     )
     pipeline = config.pipeline.setup(device="cpu")

@@ -83,7 +83,7 @@ def test_cache_hit_encodes_nothing_and_changes_invalidate(collection, monkeypatc
     other_ae = tiny_ae(seed=1)  # other weights: a miss and a second cache file
     miss = make_datamanager(collection)
     miss.set_autoencoder(other_ae)
-    miss.cached_train
+    _ = miss.cached_train
     assert calls and len(list((collection / CACHE_DIRNAME).glob("train-*.safetensors"))) == 2
 
     calls.clear()
@@ -93,7 +93,7 @@ def test_cache_hit_encodes_nothing_and_changes_invalidate(collection, monkeypatc
     iio.imwrite(image_file, pixels)
     changed = make_datamanager(collection)
     changed.set_autoencoder(ae)
-    changed.cached_train
+    _ = changed.cached_train
     assert calls  # a changed image re-encodes
     assert not list((collection / CACHE_DIRNAME).glob(".*.tmp"))  # nothing half-written is left
 
@@ -102,8 +102,9 @@ def test_odd_image_sizes_are_cropped_or_refused(collection, tmp_path):
     from latent_triplane_ns.procedural import generate_collection
 
     odd = tmp_path / "odd"
-    generate_collection(odd, num_scenes=2, image_size=36, num_train_views=2, num_test_views=1, workers=1,
-                        show_progress=False)
+    generate_collection(
+        odd, num_scenes=2, image_size=36, num_train_views=2, num_test_views=1, workers=1, show_progress=False
+    )
     dm = make_datamanager(odd)
     cx = dm.train_dataset.cameras.cx.clone()
     dm.set_autoencoder(tiny_ae())

@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from conftest import reduced_config, run_training
+from conftest import reduced_config
 from nerfstudio.cameras.cameras import CameraType
 from nerfstudio.utils.colormaps import apply_colormap
 from nerfstudio.viewer.utils import CameraState, get_camera
@@ -119,8 +119,12 @@ def test_basis_checkpoint_errors(trained, tiny_collection, tmp_path):
     with pytest.raises(BasisCheckpointError, match="does not exist"):
         read_basis_checkpoint(tmp_path / "missing")
     config = reduced_config(
-        "latent-triplane-small", tiny_collection, tmp_path, scene_range=(2, 4),
-        basis_checkpoint=trainer.base_dir / "basis", num_basis=3,
+        "latent-triplane-small",
+        tiny_collection,
+        tmp_path,
+        scene_range=(2, 4),
+        basis_checkpoint=trainer.base_dir / "basis",
+        num_basis=3,
     )
     with pytest.raises(BasisCheckpointError, match="num_basis: model 3 vs checkpoint 8"):
         config.pipeline.setup(device="cpu")

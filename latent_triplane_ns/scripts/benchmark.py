@@ -10,7 +10,7 @@ from typing import List, Optional
 
 import tyro
 
-from latent_triplane_ns.benchmark import BENCHMARK_PRESETS, BenchmarkConfig, run_benchmark
+from latent_triplane_ns.benchmark import BENCHMARK_PRESETS, BenchmarkConfig, quiet_diffusers, run_benchmark
 
 
 @dataclass
@@ -34,12 +34,18 @@ def _preset(args: List[str]) -> str:
     return known.preset
 
 
-def entrypoint(args: Optional[List[str]] = None) -> None:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    args = sys.argv[1:] if args is None else args
+def parse(args: List[str]) -> Benchmark:
+    """The command line's settings: the preset named by `--preset`, overridden by every other option given."""
     preset = BENCHMARK_PRESETS[_preset(args)]()
     default = Benchmark(**{f.name: getattr(preset, f.name) for f in fields(BenchmarkConfig)})
-    tyro.cli(Benchmark, default=default, args=args).main()
+    return tyro.cli(Benchmark, default=default, args=args)
+
+
+def entrypoint(args: Optional[List[str]] = None) -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    config = parse(sys.argv[1:] if args is None else args)
+    quiet_diffusers()
+    config.main()
 
 
 if __name__ == "__main__":

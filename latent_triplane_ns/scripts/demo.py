@@ -73,24 +73,64 @@ class Demo:
         ae_dir = self.output_dir / "autoencoder"
         if not (ae_dir / "config.json").is_file():
             timings["autoencoder"] = run(
-                [_bin("ltn-train-ae"), "--data", str(self.data), *basis_range, "--output-dir", str(ae_dir),
-                 "--training.max-minutes", str(self.ae_minutes)]
+                [
+                    _bin("ltn-train-ae"),
+                    "--data",
+                    str(self.data),
+                    *basis_range,
+                    "--output-dir",
+                    str(ae_dir),
+                    "--training.max-minutes",
+                    str(self.ae_minutes),
+                ]
             )
-        common = [*([] if torch.cuda.is_available() else ["--machine.device-type", "cpu"]), "--vis", "tensorboard",
-                  "--output-dir", str(self.output_dir), "--timestamp", "latest"]
+        common = [
+            *([] if torch.cuda.is_available() else ["--machine.device-type", "cpu"]),
+            "--vis",
+            "tensorboard",
+            "--output-dir",
+            str(self.output_dir),
+            "--timestamp",
+            "latest",
+        ]
         timings["stage1"] = run(
-            [_bin("ns-train"), "latent-triplane-ae-small", *common, "--experiment-name", "stage1",
-             "--max-num-iterations", str(self.stage1_fit_steps + self.stage1_joint_steps),
-             "--pipeline.model.fit-steps", str(self.stage1_fit_steps),
-             "--pipeline.model.autoencoder.source", "pretrained",
-             "--pipeline.model.autoencoder.pretrained-path", str(ae_dir),
-             "scene-collection", "--data", str(self.data), *basis_range]
+            [
+                _bin("ns-train"),
+                "latent-triplane-ae-small",
+                *common,
+                "--experiment-name",
+                "stage1",
+                "--max-num-iterations",
+                str(self.stage1_fit_steps + self.stage1_joint_steps),
+                "--pipeline.model.fit-steps",
+                str(self.stage1_fit_steps),
+                "--pipeline.model.autoencoder.source",
+                "pretrained",
+                "--pipeline.model.autoencoder.pretrained-path",
+                str(ae_dir),
+                "scene-collection",
+                "--data",
+                str(self.data),
+                *basis_range,
+            ]
         )
         basis = self.output_dir / "stage1" / "latent-triplane-ae-small" / "latest" / "basis"
         timings["stage2"] = run(
-            [_bin("ns-train"), "latent-triplane-small", *common, "--experiment-name", "stage2",
-             "--max-num-iterations", str(self.stage2_steps), "--pipeline.model.basis-checkpoint", str(basis),
-             "scene-collection", "--data", str(self.data), *new_range]
+            [
+                _bin("ns-train"),
+                "latent-triplane-small",
+                *common,
+                "--experiment-name",
+                "stage2",
+                "--max-num-iterations",
+                str(self.stage2_steps),
+                "--pipeline.model.basis-checkpoint",
+                str(basis),
+                "scene-collection",
+                "--data",
+                str(self.data),
+                *new_range,
+            ]
         )
         peak_rss_gib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
         config = self.output_dir / "stage2" / "latent-triplane-small" / "latest" / "config.yml"
@@ -98,12 +138,22 @@ class Demo:
         timings["eval"] = run([_bin("ns-eval"), "--load-config", str(config), "--output-path", str(eval_file)])
         video = self.output_dir / "spiral.mp4"
         timings["render"] = run(
-            [_bin("ns-render"), "spiral", "--load-config", str(config), "--output-path", str(video),
-             "--seconds", str(self.video_seconds)]
+            [
+                _bin("ns-render"),
+                "spiral",
+                "--load-config",
+                str(config),
+                "--output-path",
+                str(video),
+                "--seconds",
+                str(self.video_seconds),
+            ]
         )
         results = json.loads(eval_file.read_text())["results"]
-        table = Table(title=f"{self.new_scenes} new procedural cars against a basis of {self.basis_scenes} "
-                            "(held-out views, decoded RGB)")
+        table = Table(
+            title=f"{self.new_scenes} new procedural cars against a basis of {self.basis_scenes} "
+            "(held-out views, decoded RGB)"
+        )
         table.add_column("figure")
         table.add_column("value", justify="right")
         table.add_row("mean PSNR (dB)", f"{results['psnr']:.2f}")

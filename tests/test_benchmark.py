@@ -1,0 +1,142 @@
+"""Benchmark: memory accounting by hand, the triplane-rgb baseline, curve analysis, and the toy preset end to end."""
+
+from __future__ import annotations
+
+import json
+import math
+from types import SimpleNamespace
+
+import pytest
+import torch
+from conftest import reduced_config
+
+from latent_triplane_ns.autoencoder import AutoencoderConfig, LatentAutoencoder
+from latent_triplane_ns.benchmark import (
+    BENCHMARK_PRESETS,
+    count_parameters,
+    effective_memory_per_scene,
+    eval_schedule,
+    paper_size_accounting,
+    time_to_target,
+)
+from latent_triplane_ns.field import MicroMacroTriplanes, TriplaneField
+from latent_triplane_ns.scripts.benchmark import parse
+
+
+def test_memory_accounting_matches_a_hand_count():
+    # 3 scenes, 4x4 planes, F_mic=2, F_mac=3, M=2; MLP 5 -> 8 -> 1+4; a stand-in autoencoder Linear(5, 7).
+    field = TriplaneField(MicroMacroTriplanes(3, 4, 2, 3, 2), out_channels=4, hidden_width=8, implementation="torch")
+    counts = count_parameters(SimpleNamespace(field=field, autoencoder=torch.nn.Linear(5, 7)))
+    per_scene = 3 * 2 * 4 * 4 + 2  # micro planes + one row of basis weights
+    basis, mlp, ae = 2 * 3 * 3 * 4 * 4, (5 * 8 + 8) + (8 * 5 + 5), 5 * 7 + 7
+    assert counts["per_scene"] == {"micro_planes": 96, "basis_weights": 2}
+    assert counts["shared"] == {"basis": basis, "mlp": mlp, "autoencoder": ae}
+    assert counts["per_scene_bytes"] == 4 * per_scene
+    assert counts["shared_bytes"] == 4 * (basis + mlp + ae)
+    assert effective_memory_per_scene(counts, 10) == pytest.approx(4 * (per_scene + (basis + mlp + ae) / 10))
+
+    # RGB Tri-Planes: 24 per-scene features, no basis, identity autoencoder (no parameters): the MLP is all that
+    # is shared.
+    rgb_field = TriplaneField(
+        MicroMacroTriplanes(2, 4, 24, 0, 0), out_channels=3, hidden_width=8, implementation="torch"
+    )
+    identity = LatentAutoencoder(AutoencoderConfig(source="identity"))
+    rgb = count_parameters(SimpleNamespace(field=rgb_field, autoencoder=identity))
+    assert rgb["per_scene_bytes"] == 4 * 3 * 24 * 4 * 4
+    assert rgb["shared_bytes"] == 4 * ((24 * 8 + 8) + (8 * 4 + 4))
+
+
+def test_paper_sizes_give_the_papers_memory_figure():
+    paper = paper_size_accounting()
+    assert paper["micro_macro"]["per_scene"] == {"micro_planes": 3 * 10 * 64 * 64, "basis_weights": 50}
+    assert paper["micro_macro"]["shared"]["basis"] == 13_516_800
+    assert paper["micro_macro"]["shared"]["autoencoder"] == 83_653_863  # Stable Diffusion's VAE
+    assert paper["triplane_rgb"]["per_scene"]["micro_planes"] == 393_216
+    assert paper["ratio_at_1000"] == pytest.approx(0.56, abs=0.005)  # the paper: 44% less at 1000 scenes
+
+
+def test_time_to_target_interpolates_and_reports_misses():
+    curve = [
+        {"train_seconds": 0.0, "psnr": 10.0},
+        {"train_seconds": 10.0, "psnr": 20.0},
+        {"train_seconds": 30.0, "psnr": 25.0},
+    ]
+    assert time_to_target(curve, 15.0) == pytest.approx(5.0)
+    assert time_to_target(curve, 22.5) == pytest.approx(20.0)
+    assert time_to_target(curve, 9.0) == 0.0
+    assert time_to_target(curve, 25.1) is None
+    times = eval_schedule(100.0, 1.0, 3)
+    assert times == pytest.approx([0.0, 1.0, 10.0, 100.0])
+
+
+def test_cli_presets_and_overrides():
+    cpu = parse(["--preset", "cpu"])
+    assert cpu.image_size == 128 and cpu.num_new_scenes >= 5 and cpu.device == "cpu"
+    gpu = parse(["--preset", "gpu", "--rgb-minutes", "3", "--sizes.num-basis", "7"])
+    assert gpu.preset == "gpu" and gpu.device == "cuda" and gpu.rgb_minutes == 3
+    assert gpu.sizes.num_basis == 7 and gpu.sizes.plane_resolution == 64
+    assert gpu.latent_method == "latent-triplane"
+    assert set(BENCHMARK_PRESETS) == {"toy", "cpu", "gpu"}
+
+
+def _fixed_batch_loss(pipeline) -> float:
+    torch.manual_seed(0)
+    pipeline.datamanager._rng.manual_seed(0)
+    with torch.no_grad():
+        _, loss_dict, _ = pipeline.get_train_loss_dict(step=0)
+    return float(loss_dict["latent_loss"])
+
+
+def test_triplane_rgb_one_scene_loss_falls(tiny_collection, tmp_path):
+    config = reduced_config("triplane-rgb", tiny_collection, tmp_path, steps=80, scene_range=(0, 1))
+    config.save_config()
+    trainer = config.setup(local_rank=0, world_size=1)
+    trainer.setup()
+    model = trainer.pipeline.model
+    planes = model.field.triplanes
+    # RGB rays at full resolution, 32 features of one scene, nothing shared but the MLP
+    assert model.autoencoder.vae is None and model.autoencoder.downsample_factor == 1
+    assert planes.num_scenes == 1 and planes.num_basis == 0 and planes.num_features == 32
+    assert set(model.get_param_groups()) == {"micro_planes", "mlp"}
+    counts = count_parameters(model)
+    assert counts["per_scene_bytes"] == 4 * 3 * 32 * 16 * 16
+    assert counts["shared"]["autoencoder"] == 0 and counts["shared"]["basis"] == 0
+    before = _fixed_batch_loss(trainer.pipeline)
+    trainer.train()
+    after = _fixed_batch_loss(trainer.pipeline)
+    assert after < 0.5 * before
+
+
+def test_toy_benchmark_end_to_end(tmp_path):
+    """The whole command on the toy preset: data, autoencoder, basis, three methods, JSON, table and plots."""
+    from latent_triplane_ns.scripts.benchmark import entrypoint
+
+    out = tmp_path / "bench"
+    entrypoint(["--preset", "toy", "--output-dir", str(out)])
+    report = json.loads((out / "benchmark.json").read_text())
+    assert set(report["methods"]) == {"triplane-rgb", "latent-micro", "latent-micro-macro"}
+    assert report["machine"]["versions"]["nerfstudio"] == "1.1.5"
+    assert report["settings"]["preset"] == "toy"
+    for name, result in report["methods"].items():
+        assert len(result["curve"]) >= 2, name
+        for point in result["curve"]:
+            assert math.isfinite(point["psnr"]) and math.isfinite(point["ssim"]), name
+        assert result["curve"][-1]["train_seconds"] >= 0.03 * 60
+        assert math.isfinite(result["final"]["psnr"]) and result["final"]["num_views"] == 2 * 2
+        assert result["rays_per_second"] > 0 and result["peak_rss_bytes"] > 0
+        assert result["render"]["fps"] > 0 and result["render"]["decode_seconds"] >= 0
+        assert set(result["effective_memory_bytes"]) == {"1", "10", "100", "1000", "10000"}
+    methods = report["methods"]
+    assert methods["triplane-rgb"]["effective_memory_ratio"]["1000"] == 1.0
+    # the baseline reaches its own target (its final PSNR minus the margin) by construction
+    assert methods["triplane-rgb"]["time_ratio"] == pytest.approx(1.0)
+    # Micro-Macro was fitted against the frozen basis: only its per-scene parameters were optimised
+    assert methods["latent-micro-macro"]["trainable_parameter_groups"] == ["basis_weights", "micro_planes"]
+    assert methods["latent-micro"]["parameters"]["shared"]["basis"] == 0
+    assert set(report["targets"]["verdicts"]) == {"latent-micro", "latent-micro-macro"}
+    table = (out / "benchmark.md").read_text()
+    assert "| method | final PSNR (dB) |" in table
+    for label in ("triplane-rgb (baseline)", "per-scene planes only", "Micro-Macro"):
+        assert label in table
+    for plot in ("psnr_vs_time.png", "memory_per_scene.png"):
+        assert (out / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
