@@ -107,6 +107,9 @@ class LatentTriplaneModel(Model):
             loaded.load_into(self.field, self.scene_names if config.load_basis_scenes else [])
         shared = config.shared_training
         self.train_shared = shared == "train" or (shared == "auto" and loaded is None)
+        if not self.train_shared:  # frozen: no gradients computed for them at all
+            triplanes.basis.requires_grad_(False)
+            self.field.mlp.requires_grad_(False)
         self.sampler_uniform = UniformSampler(num_samples=config.num_coarse_samples, single_jitter=False)
         self.sampler_pdf = PDFSampler(num_samples=config.num_importance_samples, include_original=True)
         self.renderer_latent = LatentRenderer()
@@ -116,6 +119,8 @@ class LatentTriplaneModel(Model):
         self.ssim = StructuralSimilarityIndexMeasure(data_range=1.0)
         self._lpips: list = []  # built lazily, unregistered, only when its weights are local
         self.viewer_scene: Optional[int] = None
+        self.last_latent_image: Optional[Tensor] = None
+        """All C channels (h, w, C) of the latent image of the last `get_outputs_for_camera` call."""
         self.scene_dropdown = ViewerDropdown(
             name="Scene",
             default_value=self.scene_names[0],
@@ -226,12 +231,14 @@ class LatentTriplaneModel(Model):
             up = image.repeat_interleave(factor, dim=0).repeat_interleave(factor, dim=1)
             return up[:height, :width]
 
+        # All C channels stay out of the outputs (the viewer offers every output, and its PCA colormap for more than
+        # 3 channels fails on a uniform background); the image metrics read them from here.
+        self.last_latent_image = latent
         return {
             "rgb": rgb,
             "latent": upsample(latent[..., :3]),
             "depth": upsample(outputs["depth"]),
             "accumulation": upsample(outputs["accumulation"]),
-            "latent_image": latent,
         }
 
     def _lpips_metric(self):
@@ -264,8 +271,11 @@ class LatentTriplaneModel(Model):
         images = {"img": torch.cat([gt, pred], dim=1)}
         if "latent" in batch:
             target = batch["latent"].to(self.device)
-            rendered = outputs["latent_image"]
-            metrics["latent_psnr"] = float(self.psnr(rendered.permute(2, 0, 1)[None], target.permute(2, 0, 1)[None]))
+            rendered = self.last_latent_image
+            if rendered is not None and rendered.shape == target.shape:
+                metrics["latent_psnr"] = float(
+                    self.psnr(rendered.permute(2, 0, 1)[None], target.permute(2, 0, 1)[None])
+                )
             recon = self.autoencoder.decode(target.permute(2, 0, 1)[None])[0].permute(1, 2, 0)[:height, :width]
             metrics["ae_psnr"] = float(self.psnr(recon.permute(2, 0, 1)[None], gt_chw))
             images["ae_reconstruction"] = recon

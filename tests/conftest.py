@@ -10,7 +10,9 @@ import pytest
 import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-torch.set_num_threads(min(2, torch.get_num_threads()))
+# One thread: on 2 cores shared with anything else, OpenMP's spinning threads make two threads many times slower.
+os.environ["OMP_NUM_THREADS"] = "1"
+torch.set_num_threads(1)
 
 TINY_AE = dict(source="compact", block_out_channels=(8, 8, 8, 8), latent_channels=4)
 """An 8x-downsampling AutoencoderKL small enough to encode in milliseconds."""

@@ -30,7 +30,7 @@ def tiny_ae(seed=0):
 @pytest.fixture
 def collection(tiny_collection, tmp_path):
     """A private copy: the cache is written next to the data."""
-    return shutil.copytree(tiny_collection, tmp_path / "cars")
+    return shutil.copytree(tiny_collection, tmp_path / "cars", ignore=shutil.ignore_patterns(CACHE_DIRNAME))
 
 
 def test_latent_pixel_j_covers_rgb_pixels_8j_to_8j_plus_7(collection):

@@ -1,0 +1,137 @@
+"""Contact sheets: ground truth, decoded render and amplified error of held-out views, one row per view."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Dict, List, Sequence, Tuple
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont
+
+HEADER_HEIGHT = 18
+"""Height in pixels of the band above the first row that names the three columns."""
+CAPTION_HEIGHT = 18
+"""Height in pixels of the band above every row that gives its scene, view and PSNR."""
+MIN_TILE_SIDE = 128
+"""Tiles are enlarged by a whole factor (nearest neighbour) until their shorter side reaches this, so that captions
+fit above tiny images and their pixels stay visible."""
+BACKGROUND = (24, 24, 24)
+"""Colour of the caption bands."""
+TEXT = (235, 235, 235)
+"""Colour of the captions."""
+
+
+@dataclass
+class SheetRow:
+    """One held-out view: its images (H, W, 3) in [0, 1] and the model's PSNR of the decoded render."""
+
+    scene_name: str
+    image_index: int
+    psnr: float
+    ground_truth: np.ndarray
+    render: np.ndarray
+
+    @property
+    def caption(self) -> str:
+        return f"{self.scene_name}  held-out view {self.image_index}  PSNR {self.psnr:.2f} dB"
+
+
+def pick_views(scene_of_image: Sequence[int], num_scenes: int, views_per_scene: int) -> List[int]:
+    """Indices of the first `views_per_scene` held-out images of each of the first `num_scenes` scenes present.
+
+    Args:
+        scene_of_image: scene index of every held-out image, in image order.
+        num_scenes: how many scenes (in scene-index order) to take views of.
+        views_per_scene: how many views of each scene.
+
+    Returns:
+        Image indices, grouped by scene in scene order, in image order within a scene.
+    """
+    by_scene: Dict[int, List[int]] = {}
+    for index, scene in enumerate(scene_of_image):
+        by_scene.setdefault(int(scene), []).append(index)
+    scenes = sorted(by_scene)[:num_scenes]
+    return [index for scene in scenes for index in by_scene[scene][:views_per_scene]]
+
+
+@torch.no_grad()
+def render_rows(pipeline, indices: Sequence[int]) -> List[SheetRow]:
+    """Renders held-out views with the pipeline's model and scores them with the model's own metrics.
+
+    Args:
+        pipeline: a loaded latent pipeline (`eval_setup`), whose datamanager has `eval_item`.
+        indices: held-out image indices.
+    """
+    model = pipeline.model
+    model.eval()
+    names = list(getattr(model, "scene_names", None) or [])
+    rows = []
+    for index in indices:
+        camera, batch = pipeline.datamanager.eval_item(index)
+        outputs = model.get_outputs_for_camera(camera)
+        metrics, _ = model.get_image_metrics_and_images(outputs, batch)
+        scene = int(batch.get("scene_index", 0))
+        gt = batch["image"][..., :3].float().cpu().numpy()
+        render = outputs["rgb"].float().cpu().numpy()
+        height, width = min(gt.shape[0], render.shape[0]), min(gt.shape[1], render.shape[1])
+        rows.append(
+            SheetRow(
+                scene_name=names[scene] if scene < len(names) else f"scene {scene}",
+                image_index=int(index),
+                psnr=float(metrics["psnr"]),
+                ground_truth=gt[:height, :width],
+                render=render[:height, :width],
+            )
+        )
+    return rows
+
+
+def tile_scale(height: int, width: int) -> int:
+    """Whole enlargement factor of a tile of this size (see MIN_TILE_SIDE)."""
+    return max(1, math.ceil(MIN_TILE_SIDE / max(1, min(height, width))))
+
+
+def sheet_size(num_rows: int, height: int, width: int) -> Tuple[int, int]:
+    """(width, height) in pixels of the sheet of `num_rows` rows of H x W views."""
+    scale = tile_scale(height, width)
+    return 3 * width * scale, HEADER_HEIGHT + num_rows * (CAPTION_HEIGHT + height * scale)
+
+
+def error_image(ground_truth: np.ndarray, render: np.ndarray, gain: float) -> np.ndarray:
+    """Absolute error averaged over the colour channels, times `gain`, clipped to [0, 1], as a grey image."""
+    error = np.clip(np.abs(render - ground_truth).mean(axis=-1, keepdims=True) * gain, 0.0, 1.0)
+    return np.repeat(error, 3, axis=-1)
+
+
+def compose_sheet(rows: Sequence[SheetRow], error_gain: float = 4.0) -> Image.Image:
+    """Lays the rows out as ground truth | decoded render | |error| x gain, each row under its caption.
+
+    Args:
+        rows: the views, all of one size.
+        error_gain: factor the absolute error is multiplied by before display.
+    """
+    if not rows:
+        raise ValueError("no held-out views to put on the contact sheet")
+    height, width = rows[0].ground_truth.shape[:2]
+    if any(row.ground_truth.shape[:2] != (height, width) for row in rows):
+        raise ValueError("every view of a contact sheet must have the same size")
+    scale = tile_scale(height, width)
+    sheet = Image.new("RGB", sheet_size(len(rows), height, width), BACKGROUND)
+    draw = ImageDraw.Draw(sheet)
+    font = ImageFont.load_default()
+    tile_w = width * scale
+    titles = ("ground truth", "decoded render", f"|error| x{error_gain:g}")
+    for column, title in enumerate(titles):
+        draw.text((column * tile_w + 4, 3), title, fill=TEXT, font=font)
+    top = HEADER_HEIGHT
+    for row in rows:
+        draw.text((4, top + 3), row.caption, fill=TEXT, font=font)
+        top += CAPTION_HEIGHT
+        tiles = (row.ground_truth, row.render, error_image(row.ground_truth, row.render, error_gain))
+        for column, tile in enumerate(tiles):
+            image = Image.fromarray((np.clip(tile, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8))
+            sheet.paste(image.resize((tile_w, height * scale), Image.NEAREST), (column * tile_w, top))
+        top += height * scale
+    return sheet
