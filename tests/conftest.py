@@ -78,3 +78,12 @@ def run_training(config):
     trainer.setup()
     trainer.train()
     return trainer
+
+
+def fixed_batch_loss(pipeline) -> float:
+    """The latent loss of one fixed, seeded training batch, for comparing a pipeline before and after training."""
+    torch.manual_seed(0)
+    pipeline.datamanager._rng.manual_seed(0)
+    with torch.no_grad():
+        _, loss_dict, _ = pipeline.get_train_loss_dict(step=0)
+    return float(loss_dict["latent_loss"])

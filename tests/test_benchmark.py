@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from conftest import reduced_config
+from conftest import fixed_batch_loss, reduced_config
 
 from latent_triplane_ns.autoencoder import AutoencoderConfig, LatentAutoencoder
 from latent_triplane_ns.benchmark import (
@@ -79,14 +79,6 @@ def test_cli_presets_and_overrides():
     assert set(BENCHMARK_PRESETS) == {"toy", "cpu", "gpu"}
 
 
-def _fixed_batch_loss(pipeline) -> float:
-    torch.manual_seed(0)
-    pipeline.datamanager._rng.manual_seed(0)
-    with torch.no_grad():
-        _, loss_dict, _ = pipeline.get_train_loss_dict(step=0)
-    return float(loss_dict["latent_loss"])
-
-
 def test_triplane_rgb_one_scene_loss_falls(tiny_collection, tmp_path):
     config = reduced_config("triplane-rgb", tiny_collection, tmp_path, steps=80, scene_range=(0, 1))
     config.save_config()
@@ -101,9 +93,9 @@ def test_triplane_rgb_one_scene_loss_falls(tiny_collection, tmp_path):
     counts = count_parameters(model)
     assert counts["per_scene_bytes"] == 4 * 3 * 32 * 16 * 16
     assert counts["shared"]["autoencoder"] == 0 and counts["shared"]["basis"] == 0
-    before = _fixed_batch_loss(trainer.pipeline)
+    before = fixed_batch_loss(trainer.pipeline)
     trainer.train()
-    after = _fixed_batch_loss(trainer.pipeline)
+    after = fixed_batch_loss(trainer.pipeline)
     assert after < 0.5 * before
 
 

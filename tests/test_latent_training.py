@@ -6,20 +6,12 @@ import json
 
 import pytest
 import torch
-from conftest import reduced_config
+from conftest import fixed_batch_loss, reduced_config
 from nerfstudio.cameras.cameras import CameraType
 from nerfstudio.utils.colormaps import apply_colormap
 from nerfstudio.viewer.utils import CameraState, get_camera
 
 from latent_triplane_ns.basis import BasisCheckpointError, read_basis_checkpoint
-
-
-def fixed_batch_loss(pipeline) -> float:
-    torch.manual_seed(0)
-    pipeline.datamanager._rng.manual_seed(0)
-    with torch.no_grad():
-        _, loss_dict, _ = pipeline.get_train_loss_dict(step=0)
-    return float(loss_dict["latent_loss"])
 
 
 @pytest.fixture(scope="module")
