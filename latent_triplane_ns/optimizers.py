@@ -58,8 +58,9 @@ class SceneSparseAdam(torch.optim.Optimizer):
                 g = grad[rows]
                 exp_avg = state["exp_avg"][rows].mul_(beta1).add_(g, alpha=1 - beta1)
                 exp_avg_sq = state["exp_avg_sq"][rows].mul_(beta2).addcmul_(g, g, value=1 - beta2)
-                state["exp_avg"][rows] = exp_avg
-                state["exp_avg_sq"][rows] = exp_avg_sq
+                if not isinstance(rows, slice):  # gathered rows are copies: write them back (a slice is a view)
+                    state["exp_avg"][rows] = exp_avg
+                    state["exp_avg_sq"][rows] = exp_avg_sq
                 bias1 = (1 - beta1**step).to(param.dtype)
                 bias2 = (1 - beta2**step).to(param.dtype)
                 update = (exp_avg / bias1) / ((exp_avg_sq / bias2).sqrt() + group["eps"])
