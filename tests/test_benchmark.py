@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -125,6 +126,11 @@ def test_toy_benchmark_end_to_end(tmp_path):
     # Micro-Macro was fitted against the frozen basis: only its per-scene parameters were optimised
     assert methods["latent-micro-macro"]["trainable_parameter_groups"] == ["basis_weights", "micro_planes"]
     assert methods["latent-micro"]["parameters"]["shared"]["basis"] == 0
+    # the basis stage is the paper's stage 1: its steps with the autoencoder frozen, then joint ones
+    basis = report["one_off"]["basis"]
+    assert basis["steps"] == basis["fit_steps"] + basis["joint_steps"] == 4 + 2
+    basis_dir = Path(basis["path"])
+    assert (basis_dir / "basis.json").is_file() and (basis_dir.parent / "basis_before_joint" / "basis.json").is_file()
     assert set(report["targets"]["verdicts"]) == {"latent-micro", "latent-micro-macro"}
     table = (out / "benchmark.md").read_text()
     assert "| method | final PSNR (dB) |" in table

@@ -1,0 +1,82 @@
+"""Rich progress bars of a benchmark run, fed by the training processes' progress events."""
+
+from __future__ import annotations
+
+import sys
+from typing import Callable, Dict
+
+
+class StageProgress:
+    """Rich progress bars: the whole run (ETA from the plan) and the current stage."""
+
+    def __init__(self, plan: Dict[str, float], enabled: bool = True):
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        self.plan = plan
+        self.done_seconds = 0.0
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.percentage:>3.0f}%"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[status]}"),
+            # pinned to the terminal: output of an in-process training run is redirected to its log
+            console=Console(file=sys.stdout),
+            disable=not enabled,
+        )
+        self.total = self.progress.add_task("benchmark", total=sum(plan.values()), status="")
+        self.stage = None
+        self.stage_name = ""
+
+    def __enter__(self):
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self.progress.__exit__(*exc)
+
+    def begin(self, name: str, description: str, total: float) -> None:
+        self.stage_name = name
+        self.stage = self.progress.add_task(description, total=max(total, 1e-6), status="")
+
+    def update(self, completed: float, status: str = "") -> None:
+        task = self.progress.tasks[self.stage]
+        completed = min(completed, task.total)
+        self.progress.update(self.stage, completed=completed, status=status)
+        self.progress.update(
+            self.total, completed=self.done_seconds + self.plan.get(self.stage_name, 0) * completed / task.total
+        )
+
+    def end(self) -> None:
+        task = self.progress.tasks[self.stage]
+        self.progress.update(self.stage, completed=task.total)
+        self.done_seconds += self.plan.get(self.stage_name, 0)
+        self.progress.update(self.total, completed=self.done_seconds)
+
+
+def job_progress(progress: StageProgress) -> Callable[[Dict], None]:
+    """Relays a training process's events to the stage's progress bar."""
+    state = {"psnr": float("nan"), "phase": "setting up", "step": "-"}
+
+    def on_event(event: Dict) -> None:
+        if event["event"] == "eval":
+            state["psnr"] = event["psnr"]
+        if event["event"] in ("setup", "train", "final_eval", "render"):
+            state["phase"] = {
+                "setup": "setting up",
+                "train": "training",
+                "final_eval": "final evaluation",
+                "render": "timing renders",
+            }[event["event"]]
+        seconds = event.get("train_seconds")
+        state["step"] = event.get("step", state["step"])
+        status = f"{state['phase']}  step {state['step']}  held-out PSNR {state['psnr']:.2f} dB"
+        if seconds is not None:
+            progress.update(seconds, status)
+        else:
+            progress.update(progress.progress.tasks[progress.stage].completed, status)
+
+    return on_event

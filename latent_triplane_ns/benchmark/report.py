@@ -1,0 +1,305 @@
+"""Derived figures, verdicts against the targets, and the outputs of a benchmark: JSON, markdown and plots."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from latent_triplane_ns.benchmark.accounting import effective_memory_per_scene, paper_size_accounting, time_to_target
+from latent_triplane_ns.benchmark.config import METHOD_LABELS, PAPER, BenchmarkConfig
+
+
+def summarize(report: Dict[str, Any], config: BenchmarkConfig) -> None:
+    """Adds the derived figures to the report: target, time to target, ratios, effective memory, verdicts."""
+    methods = report["methods"]
+    k = config.num_new_scenes
+    baseline = methods["triplane-rgb"]
+    target = baseline["curve"][-1]["psnr"] - config.target_margin_db
+    base_counts = baseline["parameters"]
+    base_time = time_to_target(baseline["curve"], target)
+    scene_counts = sorted(set(config.scene_counts) | {config.memory_target_scenes})
+    for result in methods.values():
+        t = time_to_target(result["curve"], target)
+        result["time_to_target_seconds"] = t
+        result["per_scene_time_to_target_seconds"] = None if t is None else t / k
+        result["time_ratio"] = None if t is None or not base_time else t / base_time
+        result["data_prep_seconds_per_scene"] = result["data_prep_seconds"] / k
+        result["effective_memory_bytes"] = {
+            str(n): effective_memory_per_scene(result["parameters"], n) for n in scene_counts
+        }
+        result["effective_memory_ratio"] = {
+            str(n): effective_memory_per_scene(result["parameters"], n) / effective_memory_per_scene(base_counts, n)
+            for n in scene_counts
+        }
+    # The other way round, for when a latent method cannot reach the baseline's quality: time to the latent
+    # method's own final quality (minus the margin), for it and for the baseline.
+    for name in ("latent-micro", "latent-micro-macro"):
+        result = methods[name]
+        level = result["curve"][-1]["psnr"] - config.target_margin_db
+        own, base = time_to_target(result["curve"], level), time_to_target(baseline["curve"], level)
+        result["at_own_quality"] = {
+            "psnr": level,
+            "per_scene_seconds": None if own is None else own / k,
+            "baseline_per_scene_seconds": None if base is None else base / k,
+            "ratio": None if own is None or not base else own / base,
+        }
+    n = config.memory_target_scenes
+    verdicts = {}
+    for name in ("latent-micro", "latent-micro-macro"):
+        result = methods[name]
+        memory_ratio = effective_memory_per_scene(result["parameters"], n) / effective_memory_per_scene(base_counts, n)
+        verdicts[name] = {
+            "reaches_quality_target": result["time_to_target_seconds"] is not None,
+            "time_ratio": result["time_ratio"],
+            "time_target_met": result["time_ratio"] is not None and result["time_ratio"] <= config.time_target,
+            "memory_ratio": memory_ratio,
+            "memory_target_met": memory_ratio <= config.memory_target,
+        }
+    report["targets"] = {
+        "quality_target_psnr": target,
+        "baseline_final_curve_psnr": baseline["curve"][-1]["psnr"],
+        "time_target": config.time_target,
+        "memory_target": config.memory_target,
+        "memory_target_scenes": n,
+        "verdicts": verdicts,
+        "limits": _limits(report, config, target),
+    }
+    report["paper_size_accounting"] = paper_size_accounting()
+
+
+def _limits(report: Dict[str, Any], config: BenchmarkConfig, target: float) -> List[str]:
+    """Plain statements of what bounds the figures of this run."""
+    methods, notes = report["methods"], []
+    ceiling = methods["latent-micro"].get("curve_autoencoder_psnr")
+    if ceiling is not None:
+        notes.append(
+            f"Latent methods cannot exceed the autoencoder's own reconstruction of the held-out views "
+            f"({ceiling:.2f} dB PSNR on the curve's views); the quality target is {target:.2f} dB."
+        )
+    ae = report["one_off"].get("autoencoder", {})
+    if "seconds" in ae:
+        notes.append(
+            f"The autoencoder was trained from scratch for {_fmt_seconds(ae['seconds'])} on "
+            f"{ae['num_train_images']} images (held-out PSNR {ae['held_out_psnr']:.2f} dB); the paper fine-tunes "
+            "Stable Diffusion's VAE, trained on billions of images."
+        )
+    basis = report["one_off"].get("basis", {})
+    if "seconds" in basis:
+        notes.append(
+            f"The 3D-aware basis was learned on {basis['num_scenes']} scenes in {_fmt_seconds(basis['seconds'])} "
+            f"({basis['fit_steps']} steps with the autoencoder frozen, {basis['joint_steps']} joint steps; the paper: "
+            "500 scenes, 100 epochs on a GPU)."
+        )
+    rgb = methods["triplane-rgb"]
+    notes.append(
+        f"The baseline's final PSNR ({rgb['curve'][-1]['psnr']:.2f} dB) is what it reached in its "
+        f"{config.rgb_minutes:g} min budget; a longer budget raises the target and the latent methods' times with it."
+    )
+    notes.append(
+        "All K scenes train jointly; per-scene time is the joint training time divided by K. Evaluation is excluded "
+        "from the training clock; data preparation (image loading, and for latent methods encoding every training "
+        "image once) is reported separately."
+    )
+    return notes
+
+
+def _fmt_seconds(seconds: Optional[float]) -> str:
+    if seconds is None:
+        return "not reached"
+    return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+def _fmt_bytes(n: float) -> str:
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}" if n < 100 * scale else f"{n / scale:.0f} {unit}"
+    return f"{n:.0f} B"
+
+
+def _fmt_ratio(r: Optional[float]) -> str:
+    return "-" if r is None else f"{100 * r:.0f}%"
+
+
+def markdown_report(report: Dict[str, Any]) -> str:
+    """The markdown table and notes of a summarised report."""
+    settings, targets, machine = report["settings"], report["targets"], report["machine"]
+    n = str(targets["memory_target_scenes"])
+    k = settings["num_new_scenes"]
+    memory_key = "peak_cuda_bytes" if settings["device"] == "cuda" else "peak_rss_bytes"
+    lines = [
+        f"### Benchmark: {k} new scenes at {settings['image_size']} px, preset `{settings['preset']}`",
+        "",
+        f"Quality target: {targets['quality_target_psnr']:.2f} dB held-out PSNR (triplane-rgb's final "
+        f"{targets['baseline_final_curve_psnr']:.2f} dB minus {settings['target_margin_db']} dB).",
+        "",
+        f"| method | final PSNR (dB) | SSIM | time to target per scene | ratio | effective memory per scene at N={n} "
+        f"| ratio | peak {'GPU memory' if settings['device'] == 'cuda' else 'RSS (over imports)'} | train rays/s "
+        "| render fps (latent render / decode) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, r in report["methods"].items():
+        render = r.get("render", {})
+        has_decoder = r["parameters"]["shared"]["autoencoder"] > 0
+        decode = f"{render['decode_fps']:.1f}" if render and has_decoder else "no decoder"
+        fps = f"{render['fps']:.2f} ({render['latent_render_fps']:.2f} / {decode})" if render else "-"
+        peak = r.get(memory_key)
+        if peak and memory_key == "peak_rss_bytes":
+            peak_text = f"{_fmt_bytes(peak)} (+{_fmt_bytes(max(peak - r['rss_before_setup_bytes'], 0))})"
+        else:
+            peak_text = _fmt_bytes(peak) if peak else "-"
+        lines.append(
+            f"| {METHOD_LABELS[name]} | {r['final']['psnr']:.2f} | {r['final']['ssim']:.3f} "
+            f"| {_fmt_seconds(r['per_scene_time_to_target_seconds'])} | {_fmt_ratio(r['time_ratio'])} "
+            f"| {_fmt_bytes(r['effective_memory_bytes'][n])} | {_fmt_ratio(r['effective_memory_ratio'][n])} "
+            f"| {peak_text} | {r['rays_per_second']:,.0f} | {fps} |"
+        )
+    lines += ["", "Effective memory per scene (per-scene parameters + shared parameters / N):", ""]
+    counts = list(report["methods"]["triplane-rgb"]["effective_memory_bytes"])
+    lines.append("| method | " + " | ".join(f"N={c}" for c in counts) + " |")
+    lines.append("|---|" + "---|" * len(counts))
+    for name, r in report["methods"].items():
+        cells = [
+            f"{_fmt_bytes(r['effective_memory_bytes'][c])} ({_fmt_ratio(r['effective_memory_ratio'][c])})"
+            for c in counts
+        ]
+        lines.append(f"| {METHOD_LABELS[name]} | " + " | ".join(cells) + " |")
+    lines += ["", "One-off costs, shared by the whole collection (not per scene):", ""]
+    one_off = report["one_off"]
+    lines.append(f"- scene generation: {_fmt_seconds(one_off['generate_seconds'])}")
+    ae = one_off.get("autoencoder", {})
+    if "seconds" in ae:
+        lines.append(
+            f"- autoencoder training: {_fmt_seconds(ae['seconds'])}, {ae['parameters']:,} parameters, held-out "
+            f"reconstruction PSNR {ae['held_out_psnr']:.2f} dB"
+        )
+    elif ae:
+        lines.append(f"- autoencoder: given ({ae['given']})")
+    basis = one_off.get("basis", {})
+    if "seconds" in basis:
+        lines.append(
+            f"- 3D-aware basis training: {_fmt_seconds(basis['seconds'])} on {basis['num_scenes']} scenes "
+            f"({basis['fit_steps']} fit + {basis['joint_steps']} joint steps), "
+            f"held-out PSNR {basis['held_out_psnr']:.2f} dB"
+        )
+    elif basis:
+        lines.append(f"- basis: given ({basis['given']})")
+    lines += [
+        "",
+        "Data preparation per scene (not in the times above): "
+        + ", ".join(f"{name} {_fmt_seconds(r['data_prep_seconds_per_scene'])}" for name, r in report["methods"].items())
+        + ".",
+    ]
+    lines += [
+        "",
+        f"Against the targets (time <= {_fmt_ratio(targets['time_target'])} of the baseline's, effective "
+        f"memory at N={n} <= {_fmt_ratio(targets['memory_target'])}):",
+        "",
+    ]
+    for name, v in targets["verdicts"].items():
+        if v["reaches_quality_target"]:
+            time_text = (
+                f"time {_fmt_ratio(v['time_ratio'])} of the baseline's: {'met' if v['time_target_met'] else 'not met'}"
+            )
+        else:
+            time_text = "does not reach the quality target within its budget: time target not met"
+        lines.append(
+            f"- {METHOD_LABELS[name]}: {time_text}; memory {_fmt_ratio(v['memory_ratio'])}: "
+            f"{'met' if v['memory_target_met'] else 'not met'}."
+        )
+    lines += [
+        "",
+        "At each latent method's own final quality instead (its final PSNR minus the margin; not the target):",
+        "",
+    ]
+    for name in ("latent-micro", "latent-micro-macro"):
+        q = report["methods"][name]["at_own_quality"]
+        lines.append(
+            f"- {q['psnr']:.2f} dB: {METHOD_LABELS[name]} {_fmt_seconds(q['per_scene_seconds'])} per scene, "
+            f"triplane-rgb {_fmt_seconds(q['baseline_per_scene_seconds'])} per scene (ratio {_fmt_ratio(q['ratio'])})."
+        )
+    paper = report["paper_size_accounting"]
+    lines += [
+        "",
+        f"Paper: {100 * PAPER['time_reduction']:.0f}% less training time and {100 * PAPER['memory_reduction']:.0f}% "
+        f"less effective memory per scene at {PAPER['scenes']} scenes, at about {PAPER['psnr_db']:.0f} dB "
+        f"({PAPER['setting']}). This accounting at the paper's sizes (SD-VAE with "
+        f"{paper['micro_macro']['shared']['autoencoder']:,} parameters) gives "
+        f"{_fmt_ratio(paper['ratio_at_1000'])} of the baseline at {PAPER['scenes']} scenes.",
+        "",
+        "What limits these figures:",
+        "",
+    ]
+    lines += [f"- {note}" for note in targets["limits"]]
+    gpu = f", GPU {machine['gpu']}" if machine["gpu"] else ""
+    versions = ", ".join(f"{k} {v}" for k, v in machine["versions"].items())
+    lines += [
+        "",
+        f"Machine: {machine['cpu']}, {machine['cpu_cores']} cores{gpu}, "
+        f"{_fmt_bytes(machine['ram_bytes'] or 0)} RAM; {versions}. Wall time {report['wall_seconds'] / 60:.1f} min.",
+        "",
+        "![held-out PSNR against training time](psnr_vs_time.png)",
+        "![effective memory per scene](memory_per_scene.png)",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_plots(report: Dict[str, Any], output_dir: Path) -> List[Path]:
+    """psnr_vs_time.png (held-out PSNR and SSIM against training time per scene) and memory_per_scene.png."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    k = report["settings"]["num_new_scenes"]
+    target = report["targets"]["quality_target_psnr"]
+    figure = Figure(figsize=(11, 4.2), dpi=110)
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(1, 2)
+    for name, r in report["methods"].items():
+        curve = [p for p in r["curve"] if p["train_seconds"] > 0]
+        times = [p["train_seconds"] / k for p in curve]
+        line = axes[0].plot(times, [p["psnr"] for p in curve], marker="o", label=METHOD_LABELS[name])[0]
+        axes[1].plot(times, [p["ssim"] for p in curve], marker="o", color=line.get_color(), label=METHOD_LABELS[name])
+        t = r.get("per_scene_time_to_target_seconds")
+        if t is not None:
+            axes[0].axvline(t, color=line.get_color(), linestyle=":", linewidth=1)
+    axes[0].axhline(target, color="gray", linestyle="--", linewidth=1, label=f"target {target:.2f} dB")
+    axes[0].set_ylabel("held-out PSNR (dB)")
+    axes[1].set_ylabel("held-out SSIM")
+    for ax in axes:
+        ax.set_xscale("log")
+        ax.set_xlabel(f"training time per scene (s; {k} scenes trained jointly)")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].legend(fontsize=8)
+    figure.tight_layout()
+    psnr_path = output_dir / "psnr_vs_time.png"
+    figure.savefig(psnr_path)
+
+    figure = Figure(figsize=(6.5, 4.2), dpi=110)
+    FigureCanvasAgg(figure)
+    ax = figure.subplots()
+    smallest = min(min(r["effective_memory_bytes"].values()) for r in report["methods"].values())
+    unit, scale = ("MiB", 2**20) if smallest >= 2**20 else ("KiB", 2**10)
+    for name, r in report["methods"].items():
+        counts = [int(c) for c in r["effective_memory_bytes"]]
+        values = [r["effective_memory_bytes"][str(c)] / scale for c in counts]
+        ax.plot(counts, values, marker="o", label=METHOD_LABELS[name])
+    ax.axvline(report["targets"]["memory_target_scenes"], color="gray", linestyle="--", linewidth=1)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("scenes sharing the autoencoder / basis / MLP (N)")
+    ax.set_ylabel(f"effective memory per scene ({unit})")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    figure.tight_layout()
+    memory_path = output_dir / "memory_per_scene.png"
+    figure.savefig(memory_path)
+    return [psnr_path, memory_path]
+
+
+def write_outputs(report: Dict[str, Any], output_dir: Path) -> None:
+    """benchmark.json, benchmark.md and the two plots."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "benchmark.json").write_text(json.dumps(report, indent=2))
+    (output_dir / "benchmark.md").write_text(markdown_report(report))
+    write_plots(report, output_dir)
