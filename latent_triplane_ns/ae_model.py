@@ -15,6 +15,7 @@ from torch.nn import Parameter
 from latent_triplane_ns import basis as basis_io
 from latent_triplane_ns.ae_training import latent_statistics
 from latent_triplane_ns.autoencoder import AutoencoderConfig
+from latent_triplane_ns.errors import InputError
 from latent_triplane_ns.field import plane_tv
 from latent_triplane_ns.model import LatentTriplaneModel, LatentTriplaneModelConfig
 
@@ -63,12 +64,12 @@ class LatentTriplaneAEModel(LatentTriplaneModel):
         super().populate_modules()
         planes = self.field.triplanes
         if planes.num_basis > planes.num_scenes:
-            raise ValueError(
+            raise InputError(
                 f"the collection has {planes.num_scenes} scenes, too few for a basis of {planes.num_basis} plane sets "
                 f"(num_basis must not exceed the number of scenes)"
             )
         if self.autoencoder.vae is None:
-            raise ValueError("latent-triplane-ae trains an autoencoder: autoencoder.source cannot be 'identity'")
+            raise InputError("latent-triplane-ae trains an autoencoder: autoencoder.source cannot be 'identity'")
         self.warmup_steps = self.config.ae_warmup_steps if self.config.autoencoder.source == "compact" else 0
         self.phase: Phase | None = None
 

@@ -6,11 +6,13 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Optional, Tuple, Type
+from typing import Any, Dict, Literal, Optional, Tuple, Type
 
 import torch
 from nerfstudio.configs.base_config import InstantiateConfig
 from torch import Tensor, nn
+
+from latent_triplane_ns.errors import InputError
 
 LATENT_STATS_FILE = "ltn_latent_stats.json"
 """Per-channel latent statistics written beside an AutoencoderKL trained by this package (`ltn-train-ae`)."""
@@ -19,7 +21,7 @@ ATANH_EPS = 1e-4
 """Clip of the tanh normaliser's inverse: the largest recoverable latent is atanh(1 - eps) / scale."""
 
 
-class AutoencoderError(ValueError):
+class AutoencoderError(InputError):
     """An autoencoder directory or setting that cannot be used."""
 
 
@@ -100,6 +102,33 @@ def load_pretrained_vae(path: Path, subfolder: Optional[str] = None):
         return AutoencoderKL.from_pretrained(str(root), local_files_only=True)
     except (OSError, ValueError, RuntimeError) as err:
         raise AutoencoderError(f"{root}: could not load the AutoencoderKL weights ({err})") from err
+
+
+def autoencoder_record(autoencoder: LatentAutoencoder) -> Dict[str, Any]:
+    """What rebuilds `autoencoder` without its folder: its settings and the AutoencoderKL's architecture (diffusers'
+    config.json contents), in plain YAML/JSON types. Weights and normalisation constants are not in it: they are
+    parameters and buffers, saved in every nerfstudio checkpoint."""
+    vae = autoencoder.vae
+    return {
+        "encode_mode": autoencoder.config.encode_mode,
+        "normalization": autoencoder.config.normalization,
+        "architecture": None if vae is None else json.loads(vae.to_json_string()),
+    }
+
+
+def autoencoder_from_record(record: Dict[str, Any]) -> LatentAutoencoder:
+    """An autoencoder of a recorded architecture with fresh weights, to be overwritten by a checkpoint's."""
+    architecture = record.get("architecture")
+    if architecture is None:
+        return LatentAutoencoder(AutoencoderConfig(source="identity"))
+    from diffusers import AutoencoderKL
+
+    settings = dict(encode_mode=record["encode_mode"], normalization=record["normalization"])
+    # fixed placeholders: the checkpoint overwrites the normalisation and background buffers
+    config = AutoencoderConfig(
+        source="pretrained", tanh_scale=(1.0,), tanh_shift=(0.0,), background_latent=(0.5,), **settings
+    )
+    return LatentAutoencoder(config, vae=AutoencoderKL.from_config(architecture))
 
 
 class LatentAutoencoder(nn.Module):

@@ -14,6 +14,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from latent_triplane_ns.autoencoder import AutoencoderConfig, LatentAutoencoder, load_pretrained_vae
+from latent_triplane_ns.errors import InputError
 
 if TYPE_CHECKING:
     from latent_triplane_ns.field import TriplaneField
@@ -26,7 +27,7 @@ SCENES_FILE = "scenes.safetensors"
 AUTOENCODER_DIR = "autoencoder"
 
 
-class BasisCheckpointError(ValueError):
+class BasisCheckpointError(InputError):
     """A basis checkpoint that is missing, malformed, or does not fit the model asked for."""
 
 
@@ -90,6 +91,20 @@ class BasisCheckpoint:
             except RuntimeError as err:
                 raise BasisCheckpointError(f"{self.path / TENSORS_FILE}: MLP weights do not fit ({err})") from err
         return shared
+
+
+def missing_file(path: Path) -> Optional[Path]:
+    """The first file a model needs from the basis checkpoint at `path` that is not there (None: all are)."""
+    path = Path(path)
+    for required in (path / SETTINGS_FILE, path / TENSORS_FILE):
+        if not required.is_file():
+            return required
+    try:
+        identity = json.loads((path / SETTINGS_FILE).read_text()).get("autoencoder") == "identity"
+    except json.JSONDecodeError:
+        return None  # present but malformed: reading it gives the error
+    autoencoder_config = path / AUTOENCODER_DIR / "config.json"
+    return None if identity or autoencoder_config.is_file() else autoencoder_config
 
 
 def read_basis_checkpoint(path: Path) -> BasisCheckpoint:

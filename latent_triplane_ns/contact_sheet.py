@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from latent_triplane_ns.errors import InputError
+
 HEADER_HEIGHT = 18
 """Height in pixels of the band above the first row that names the three columns."""
 CAPTION_HEIGHT = 18
@@ -113,7 +115,7 @@ def compose_sheet(rows: Sequence[SheetRow], error_gain: float = 4.0) -> Image.Im
         error_gain: factor the absolute error is multiplied by before display.
     """
     if not rows:
-        raise ValueError("no held-out views to put on the contact sheet")
+        raise InputError("no held-out views to put on the contact sheet")
     height, width = rows[0].ground_truth.shape[:2]
     if any(row.ground_truth.shape[:2] != (height, width) for row in rows):
         raise ValueError("every view of a contact sheet must have the same size")

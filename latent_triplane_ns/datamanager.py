@@ -26,6 +26,7 @@ from torch import Tensor
 
 from latent_triplane_ns.autoencoder import LatentAutoencoder
 from latent_triplane_ns.dataparsers.procedural import ProceduralCarsDataParserConfig
+from latent_triplane_ns.errors import InputError
 
 CACHE_DIRNAME = ".ltn_latents"
 """Folder, inside the dataset folder, holding the cached latents."""
@@ -89,14 +90,14 @@ class LatentDataManager(VanillaDataManager[InputDataset]):
             odd = ((dataset.cameras.height % f != 0) | (dataset.cameras.width % f != 0)).view(-1).nonzero()
             if not self.config.crop_to_autoencoder and len(odd):
                 i = int(odd[0])
-                raise ValueError(
+                raise InputError(
                     f"{dataset.image_filenames[i]}: image size {int(dataset.cameras.height[i])}x"
                     f"{int(dataset.cameras.width[i])} is not a multiple of the autoencoder's downsampling factor {f}"
                 )
             dataset.cameras.height = dataset.cameras.height - dataset.cameras.height % f
             dataset.cameras.width = dataset.cameras.width - dataset.cameras.width % f
             if int(dataset.cameras.height.min()) < f or int(dataset.cameras.width.min()) < f:
-                raise ValueError(f"images of {self.get_datapath()} are smaller than the autoencoder's factor {f}")
+                raise InputError(f"images of {self.get_datapath()} are smaller than the autoencoder's factor {f}")
 
     @property
     def autoencoder(self) -> LatentAutoencoder:
@@ -109,7 +110,7 @@ class LatentDataManager(VanillaDataManager[InputDataset]):
         image = dataset.get_image_float32(index)[..., :3]
         height, width = int(dataset.cameras.height[index]), int(dataset.cameras.width[index])
         if image.shape[0] < height or image.shape[1] < width:
-            raise ValueError(
+            raise InputError(
                 f"{dataset.image_filenames[index]}: image is {image.shape[0]}x{image.shape[1]}, "
                 f"its camera says {height}x{width}"
             )
@@ -128,7 +129,7 @@ class LatentDataManager(VanillaDataManager[InputDataset]):
         heights, widths = dataset.cameras.height.unique(), dataset.cameras.width.unique()
         if len(heights) > 1 or len(widths) > 1:
             odd = int((dataset.cameras.height != dataset.cameras.height[0]).nonzero()[0, 0])
-            raise ValueError(
+            raise InputError(
                 f"{dataset.image_filenames[odd]}: all images of a collection must share one size for the latent "
                 f"cache ({int(dataset.cameras.height[0])}x{int(dataset.cameras.width[0])} vs "
                 f"{int(dataset.cameras.height[odd])}x{int(dataset.cameras.width[odd])})"

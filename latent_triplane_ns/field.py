@@ -12,6 +12,8 @@ from nerfstudio.field_components.mlp import MLP
 from nerfstudio.utils.external import TCNN_EXISTS
 from torch import Tensor, nn
 
+from latent_triplane_ns.errors import InputError
+
 PLANE_AXES = ((0, 1), (0, 2), (1, 2))
 """Coordinates each plane is indexed by: xy, xz, yz (nerfstudio's order; the EG3D xz/zx duplicate is not copied)."""
 
@@ -39,11 +41,11 @@ class MicroMacroTriplanes(nn.Module):
     ):
         super().__init__()
         if num_scenes < 1:
-            raise ValueError("a Tri-Plane field needs at least one scene")
+            raise InputError("a Tri-Plane field needs at least one scene")
         if (num_basis == 0) != (macro_features == 0):
-            raise ValueError(f"num_basis={num_basis} and macro_features={macro_features}: both or neither must be 0")
+            raise InputError(f"num_basis={num_basis} and macro_features={macro_features}: both or neither must be 0")
         if micro_features + macro_features < 1:
-            raise ValueError("the planes need at least one feature")
+            raise InputError("the planes need at least one feature")
         self.num_scenes, self.resolution, self.num_basis = num_scenes, resolution, num_basis
         self.micro = nn.Parameter(init_scale * torch.randn(num_scenes, 3, micro_features, resolution, resolution))
         self.basis = nn.Parameter(init_scale * torch.randn(num_basis, 3, macro_features, resolution, resolution))

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from copy import deepcopy
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Literal, Optional, Tuple, Type
+from typing import Any, Dict, List, Literal, Optional, Tuple, Type
 
 import torch
 import torch.nn.functional as F
@@ -23,10 +24,19 @@ from torch.nn import Parameter
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
 from latent_triplane_ns import basis as basis_io
-from latent_triplane_ns.autoencoder import AutoencoderConfig, LatentAutoencoder
+from latent_triplane_ns.autoencoder import (
+    AutoencoderConfig,
+    LatentAutoencoder,
+    autoencoder_from_record,
+    autoencoder_record,
+)
+from latent_triplane_ns.errors import InputError, MissingInputError
 from latent_triplane_ns.field import MicroMacroTriplanes, TriplaneField, plane_tv
 from latent_triplane_ns.renderers import LatentRenderer
 
+SCENE_ENV = "LTN_SCENE"
+"""Environment variable naming the scene (folder name or index) drawn for cameras that carry none: what
+`ns-render spiral/interpolate/camera-path` and the viewer show first, e.g. `LTN_SCENE=scene_00012 ns-render ...`."""
 LPIPS_WEIGHTS = "alexnet-owt-7be5be79.pth"
 """torchvision's AlexNet weights that torchmetrics' LPIPS loads; LPIPS is computed only when they are local."""
 
@@ -69,6 +79,10 @@ class LatentTriplaneModelConfig(ModelConfig):
     """Weight of the total variation of the planes of the scenes in the batch."""
     collider_params: Optional[Dict[str, float]] = field(default_factory=lambda: {"near_plane": 1.0, "far_plane": 4.2})
     """Near and far distances of every ray (the default suits cameras at radius 2.6 around a [-1, 1]^3 object)."""
+    restore: Optional[Dict[str, Any]] = None
+    """Written into the run's config.yml when training starts, not set by hand: the autoencoder's architecture and
+    settings. When the basis checkpoint or the autoencoder folder has since moved or been deleted, ns-viewer,
+    ns-render and ns-eval rebuild the model from it and take every weight from the run's nerfstudio checkpoint."""
 
 
 class LatentTriplaneModel(Model):
@@ -86,8 +100,13 @@ class LatentTriplaneModel(Model):
         self.scene_names: List[str] = list(metadata.get("scene_names") or ["scene"])
         num_scenes = len(self.scene_names)
         config = self.config
-        loaded = basis_io.read_basis_checkpoint(config.basis_checkpoint) if config.basis_checkpoint else None
-        if loaded is not None:
+        self.missing_source = self._missing_source() if config.restore is not None else None
+        """A file the model was built from that is gone; the weights it held must come from a checkpoint."""
+        loaded = None
+        if self.missing_source is not None:
+            self.autoencoder = autoencoder_from_record(config.restore["autoencoder"])
+        elif config.basis_checkpoint is not None:
+            loaded = basis_io.read_basis_checkpoint(config.basis_checkpoint)
             loaded.check_compatible(config)
             self.autoencoder = loaded.build_autoencoder()
         else:
@@ -106,7 +125,7 @@ class LatentTriplaneModel(Model):
         if loaded is not None:
             loaded.load_into(self.field, self.scene_names if config.load_basis_scenes else [])
         shared = config.shared_training
-        self.train_shared = shared == "train" or (shared == "auto" and loaded is None)
+        self.train_shared = shared == "train" or (shared == "auto" and config.basis_checkpoint is None)
         if not self.train_shared:  # frozen: no gradients computed for them at all
             triplanes.basis.requires_grad_(False)
             self.field.mlp.requires_grad_(False)
@@ -119,13 +138,57 @@ class LatentTriplaneModel(Model):
         self.ssim = StructuralSimilarityIndexMeasure(data_range=1.0)
         self._lpips: list = []  # built lazily, unregistered, only when its weights are local
         self.viewer_scene: Optional[int] = None
+        """Scene drawn for cameras that carry no scene index (the viewer's, rendered camera paths)."""
+        chosen = os.environ.get(SCENE_ENV)
+        if chosen:
+            self.viewer_scene = self._scene_named(chosen)
         self.last_latent_image: Optional[Tensor] = None
         """All C channels (h, w, C) of the latent image of the last `get_outputs_for_camera` call."""
         self.scene_dropdown = ViewerDropdown(
             name="Scene",
-            default_value=self.scene_names[0],
+            default_value=self.scene_names[self.viewer_scene or 0],
             options=self.scene_names,
             cb_hook=lambda element: self.select_scene(element.value),
+        )
+
+    def _missing_source(self) -> Optional[Path]:
+        """The first file of the basis checkpoint or autoencoder folder that this model reads and that is gone."""
+        config = self.config
+        if config.basis_checkpoint is not None:
+            return basis_io.missing_file(Path(config.basis_checkpoint))
+        if config.autoencoder.source == "pretrained" and config.autoencoder.pretrained_path is not None:
+            root = Path(config.autoencoder.pretrained_path) / (config.autoencoder.subfolder or "")
+            return None if (root / "config.json").is_file() else root / "config.json"
+        return None
+
+    def restore_record(self) -> Dict[str, Any]:
+        """The `restore` entry of this model's config (see `LatentTriplaneModelConfig.restore`)."""
+        return {"autoencoder": autoencoder_record(self.autoencoder)}
+
+    def check_weights_loaded(self) -> None:
+        """Raises when the model was rebuilt without a missing file and no checkpoint has given it the weights."""
+        if self.missing_source is not None:
+            raise MissingInputError(
+                f"{self.missing_source}: missing, and no checkpoint of this run has been loaded to take its weights "
+                "from (put the file back, or load the run's checkpoint: ns-viewer/ns-render/ns-eval --load-config, "
+                "ns-train --load-dir)"
+            )
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):  # type: ignore[override]
+        result = super().load_state_dict(state_dict, strict=strict, assign=assign)
+        self.missing_source = None  # every weight now comes from the checkpoint
+        return result
+
+    def _scene_named(self, chosen: str) -> int:
+        """Index of a scene given by folder name or by index (the value of LTN_SCENE)."""
+        if chosen in self.scene_names:
+            return self.scene_names.index(chosen)
+        if chosen.isdigit() and int(chosen) < len(self.scene_names):
+            return int(chosen)
+        shown = ", ".join(self.scene_names[:5]) + (", ..." if len(self.scene_names) > 5 else "")
+        raise InputError(
+            f"{SCENE_ENV}={chosen!r} is not a scene of this run: give a folder name ({shown}) "
+            f"or an index below {len(self.scene_names)}"
         )
 
     def select_scene(self, name: str) -> None:
@@ -158,6 +221,7 @@ class LatentTriplaneModel(Model):
         return self.field(normalized, scenes)
 
     def get_outputs(self, ray_bundle: RayBundle) -> Dict[str, Tensor]:  # type: ignore[override]
+        self.check_weights_loaded()
         shape = ray_bundle.origins.shape[:-1]
         flat = ray_bundle.flatten() if len(shape) != 1 else ray_bundle
         scenes = self.scene_of_rays(flat)

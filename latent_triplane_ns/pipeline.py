@@ -10,6 +10,8 @@ from typing import Dict, List, Optional, Type
 
 import torch
 import torchvision.utils as vutils
+import yaml
+from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes
 from nerfstudio.pipelines.base_pipeline import VanillaPipeline, VanillaPipelineConfig
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -37,6 +39,21 @@ class LatentPipeline(VanillaPipeline):
     def __init__(self, config: LatentPipelineConfig, device: str, *args, grad_scaler=None, **kwargs):
         super().__init__(config, device, *args, grad_scaler=grad_scaler, **kwargs)
         self.datamanager.set_autoencoder(self.model.autoencoder)
+
+    def get_training_callbacks(
+        self, training_callback_attributes: TrainingCallbackAttributes
+    ) -> List[TrainingCallback]:
+        trainer = training_callback_attributes.trainer
+        if trainer is not None:
+            # The run's config.yml gains what rebuilds the model if its basis checkpoint or autoencoder folder moves
+            # later (the model's `restore`); ns-train wrote config.yml before the model existed.
+            self.model.config.restore = self.model.restore_record()
+            (Path(trainer.base_dir) / "config.yml").write_text(yaml.dump(trainer.config), "utf8")
+        return super().get_training_callbacks(training_callback_attributes)
+
+    def get_train_loss_dict(self, step: int):
+        self.model.check_weights_loaded()  # before any image is encoded with an autoencoder still to be loaded
+        return super().get_train_loss_dict(step)
 
     @torch.no_grad()
     def get_average_image_metrics(
@@ -108,6 +125,7 @@ class LatentAEPipeline(LatentPipeline):
     model: LatentTriplaneAEModel
 
     def get_train_loss_dict(self, step: int):
+        self.model.check_weights_loaded()
         phase = self.model.phase_at(step)
         datamanager = self.datamanager
         if phase == "fit":

@@ -14,6 +14,7 @@ from typing import Dict, List, Literal, Tuple
 import numpy as np
 
 from latent_triplane_ns import scene_io
+from latent_triplane_ns.errors import InputError
 from latent_triplane_ns.scene_io import CollectionError, SceneData, SceneViews
 
 GENERATOR_NAME = "latent_triplane_ns.procedural"
@@ -554,13 +555,13 @@ def generate_collection(
         ValueError: invalid sizes or counts.
     """
     if num_scenes < 1 or first_scene < 0:
-        raise ValueError(f"Need num_scenes >= 1 and first_scene >= 0, got {num_scenes} and {first_scene}.")
+        raise InputError(f"Need num_scenes >= 1 and first_scene >= 0, got {num_scenes} and {first_scene}.")
     if image_size < 8 or num_train_views < 1 or num_test_views < 1:
-        raise ValueError(
+        raise InputError(
             f"Need image_size >= 8 and at least one view per split, got {image_size}, {num_train_views}, {num_test_views}."
         )
     if fmt not in ("blender", "srn"):
-        raise ValueError(f"Unknown format {fmt!r}, expected 'blender' or 'srn'.")
+        raise InputError(f"Unknown format {fmt!r}, expected 'blender' or 'srn'.")
     start = time.perf_counter()
     output_dir = Path(output_dir)
     settings = {**_settings(seed, image_size, num_train_views, num_test_views), "format": fmt}

@@ -14,6 +14,8 @@ from typing import Any, Callable, Dict, Iterator, List, Literal, Sequence, Tuple
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from latent_triplane_ns.errors import InputError
+
 SceneFormat = Literal["blender", "srn"]
 
 COLLECTION_FILE = "collection.json"
@@ -26,7 +28,7 @@ OPENGL_FROM_OPENCV = np.diag([1.0, -1.0, -1.0, 1.0])
 forward) <-> OpenGL/nerfstudio (x right, y up, looking down -z). It is its own inverse."""
 
 
-class CollectionError(ValueError):
+class CollectionError(InputError):
     """A scene collection on disk is missing, malformed or inconsistent. The message names the file at fault."""
 
 

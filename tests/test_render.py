@@ -18,6 +18,7 @@ from typing import Dict, List
 import imageio_ffmpeg
 import numpy as np
 import pytest
+import torch
 from conftest import TINY_AE, reduced_config, run_training
 from PIL import Image
 
@@ -76,28 +77,47 @@ def video_frames(path: Path):
     return tuple(meta["size"]), sum(1 for _ in reader)
 
 
+def held_out_render(pipeline_or_trainer) -> torch.Tensor:
+    """The decoded render of held-out view 2 (scene_00001), deterministic in eval mode."""
+    pipeline = getattr(pipeline_or_trainer, "pipeline", pipeline_or_trainer)
+    camera = pipeline.datamanager.eval_dataset.cameras[2:3]
+    pipeline.model.eval()
+    return pipeline.model.get_outputs_for_camera(camera)["rgb"]
+
+
 @pytest.fixture(scope="module")
 def runs(tiny_collection, tmp_path_factory):
-    """Two tiny latent-triplane-small runs on a copy of two scenes.
+    """Three tiny latent-triplane-small runs on a copy of two scenes, whose inputs are then moved or deleted.
 
-    Run A's latent cache is deleted after training. Run B encodes with a pretrained AutoencoderKL directory that is
-    moved away after training.
+    Run A learns a basis; its scenes' latent cache is deleted after training. Run B encodes with a pretrained
+    AutoencoderKL directory that is moved away after training. Run C learns the same scenes against run A's basis,
+    which is moved away after training. Each run's held-out render is kept from before the move.
     """
     root = tmp_path_factory.mktemp("render")
     data = root / "cars"
     for scene in ("scene_00000", "scene_00001"):
         shutil.copytree(tiny_collection / scene, data / scene)
     run_a = run_training(reduced_config("latent-triplane-small", data, root / "a", steps=2))
-    cache = data / CACHE_DIRNAME
-    assert cache.is_dir()
-    shutil.rmtree(cache)
-
     ae_dir = root / "autoencoder"
     build_compact_vae(TINY_AE["block_out_channels"], TINY_AE["latent_channels"], 1).save_pretrained(str(ae_dir))
     pretrained = AutoencoderConfig(source="pretrained", pretrained_path=ae_dir)
     run_b = run_training(reduced_config("latent-triplane-small", data, root / "b", steps=2, autoencoder=pretrained))
+    basis = run_a.base_dir / "basis"
+    run_c = run_training(reduced_config("latent-triplane-small", data, root / "c", steps=2, basis_checkpoint=basis))
+    renders = {"b": held_out_render(run_b), "c": held_out_render(run_c)}
+
+    cache = data / CACHE_DIRNAME
+    assert cache.is_dir()
+    shutil.rmtree(cache)
     ae_dir.rename(root / "autoencoder-moved")
-    return {"a": run_a.base_dir / "config.yml", "b": run_b.base_dir / "config.yml", "ae_dir": ae_dir, "root": root}
+    basis.rename(root / "basis-moved")
+    return {
+        **{name: run.base_dir / "config.yml" for name, run in (("a", run_a), ("b", run_b), ("c", run_c))},
+        "ae_dir": ae_dir,
+        "basis": basis,
+        "renders": renders,
+        "root": root,
+    }
 
 
 @pytest.fixture
@@ -113,7 +133,7 @@ def test_spiral_video_in_a_fresh_process(runs):
     """`ns-render spiral` as a user types it, on a machine without a system ffmpeg."""
     fps, seconds = SPIRAL_FRAMES
     output = runs["root"] / "spiral.mp4"
-    command = ns_render("spiral", "--load-config", str(runs["a"]), "--output-path", str(output))
+    command = ns_render("spiral", "--load-config", str(runs["c"]), "--output-path", str(output))
     command += ["--frame-rate", str(fps), "--seconds", str(seconds)]
     result = subprocess.run(command, env=without_system_ffmpeg(), capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -153,9 +173,56 @@ def test_dataset_render_writes_pngs(runs):
             assert image.size == (32, 32) and image.mode == "RGB"
 
 
-def test_moved_autoencoder_is_named(runs):
-    """The AutoencoderKL weights are in the checkpoint, but its architecture (config.json) is only in the folder."""
+@pytest.mark.parametrize("run, moved", [("b", "ae_dir"), ("c", "basis")])
+def test_moved_inputs_render_from_the_checkpoint(runs, run, moved):
+    """The autoencoder folder (run B) or the basis checkpoint (run C) is gone: the run's config.yml records the
+    autoencoder's architecture, and every weight is in the nerfstudio checkpoint, so the render is unchanged."""
     from nerfstudio.utils.eval_utils import eval_setup
 
+    assert not runs[moved].exists()
+    _, pipeline, _, _ = eval_setup(runs[run], test_mode="inference")
+    assert torch.allclose(held_out_render(pipeline), runs["renders"][run], atol=1e-6)
+
+
+def test_moved_inputs_without_a_checkpoint_are_named(runs, tmp_path):
+    """Where the weights cannot come from a checkpoint, the missing file is named."""
+    import yaml
+    from nerfstudio.utils.eval_utils import eval_setup
+
+    # training (no checkpoint loaded) with the basis gone: refused before any step, naming the file
+    config = yaml.load(runs["c"].read_text(), Loader=yaml.Loader)
+    pipeline = config.pipeline.setup(device="cpu", test_mode="val")
+    with pytest.raises(FileNotFoundError, match=re.escape(str(runs["basis"] / "basis.json")) + ": missing"):
+        pipeline.get_train_loss_dict(step=0)
+    # a run whose config.yml lacks the record (written before training started): the folder is named
+    config = yaml.load(runs["b"].read_text(), Loader=yaml.Loader)
+    config.pipeline.model.restore = None
+    stripped = tmp_path / "config.yml"
+    stripped.write_text(yaml.dump(config))
     with pytest.raises(AutoencoderError, match=f"{re.escape(str(runs['ae_dir']))}: autoencoder directory does not"):
-        eval_setup(runs["b"], test_mode="inference")
+        eval_setup(stripped, test_mode="inference")
+
+
+def test_scene_of_camera_paths_is_chosen_by_name(runs, monkeypatch):
+    """Camera paths carry no scene index: LTN_SCENE picks the scene that `ns-render` and the viewer draw."""
+    from copy import deepcopy
+
+    from nerfstudio.utils.eval_utils import eval_setup
+
+    monkeypatch.setenv("LTN_SCENE", "scene_00001")
+    _, pipeline, _, _ = eval_setup(runs["a"], test_mode="inference")
+    model = pipeline.model
+    model.eval()
+    own = pipeline.datamanager.eval_dataset.cameras[2:3]  # a held-out camera of scene_00001
+    assert int(own.metadata["scene_index"]) == 1
+    path_camera, other_scene = deepcopy(own), deepcopy(own)
+    path_camera.metadata = None
+    other_scene.metadata = {"scene_index": torch.zeros_like(own.metadata["scene_index"])}
+    drawn = model.get_outputs_for_camera(path_camera)["rgb"]
+    assert torch.equal(drawn, model.get_outputs_for_camera(own)["rgb"])
+    assert not torch.allclose(drawn, model.get_outputs_for_camera(other_scene)["rgb"])
+    assert model.scene_dropdown.default_value == "scene_00001"
+
+    monkeypatch.setenv("LTN_SCENE", "car_42")
+    with pytest.raises(ValueError, match="LTN_SCENE='car_42' is not a scene of this run"):
+        eval_setup(runs["a"], test_mode="inference")

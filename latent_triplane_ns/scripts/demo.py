@@ -149,6 +149,10 @@ class Demo:
                 str(self.video_seconds),
             ]
         )
+        sheet = self.output_dir / "contact_sheet.png"
+        timings["contact_sheet"] = run(
+            [_bin("ltn-contact-sheet"), "--load-config", str(config), "--output-path", str(sheet), "--num-scenes", "3"]
+        )
         results = json.loads(eval_file.read_text())["results"]
         table = Table(
             title=f"{self.new_scenes} new procedural cars against a basis of {self.basis_scenes} "
@@ -163,9 +167,18 @@ class Demo:
             table.add_row(f"{name} wall time (s)", f"{seconds:.0f}")
         table.add_row("peak memory of the heaviest step (GiB RSS)", f"{peak_rss_gib:.2f}")
         CONSOLE.print(table)
-        summary = {"results": results, "timings_s": timings, "peak_rss_gib": peak_rss_gib, "video": str(video)}
+        summary = {
+            "results": results,
+            "timings_s": timings,
+            "peak_rss_gib": peak_rss_gib,
+            "video": str(video),
+            "contact_sheet": str(sheet),
+        }
         (self.output_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-        CONSOLE.print(f"Per-scene figures: {eval_file}; video: {video}; viewer: ns-viewer --load-config {config}")
+        CONSOLE.print(
+            f"Per-scene figures: {eval_file}; video: {video}; contact sheet: {sheet}; "
+            f"viewer: ns-viewer --load-config {config}"
+        )
 
 
 def entrypoint() -> None:
