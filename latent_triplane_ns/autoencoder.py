@@ -123,10 +123,14 @@ def autoencoder_from_record(record: Dict[str, Any]) -> LatentAutoencoder:
         return LatentAutoencoder(AutoencoderConfig(source="identity"))
     from diffusers import AutoencoderKL
 
-    settings = dict(encode_mode=record["encode_mode"], normalization=record["normalization"])
-    # fixed placeholders: the checkpoint overwrites the normalisation and background buffers
     config = AutoencoderConfig(
-        source="pretrained", tanh_scale=(1.0,), tanh_shift=(0.0,), background_latent=(0.5,), **settings
+        source="pretrained",
+        encode_mode=record["encode_mode"],
+        normalization=record["normalization"],
+        # placeholders: the checkpoint overwrites the normalisation and background buffers
+        tanh_scale=(1.0,),
+        tanh_shift=(0.0,),
+        background_latent=(0.5,),
     )
     return LatentAutoencoder(config, vae=AutoencoderKL.from_config(architecture))
 

@@ -25,6 +25,8 @@ SETTINGS_FILE = "basis.json"
 TENSORS_FILE = "basis.safetensors"
 SCENES_FILE = "scenes.safetensors"
 AUTOENCODER_DIR = "autoencoder"
+REQUIRED_FILES = (SETTINGS_FILE, TENSORS_FILE)
+"""Files every basis checkpoint holds (the autoencoder folder too, unless it was trained with the identity)."""
 
 
 class BasisCheckpointError(InputError):
@@ -96,7 +98,7 @@ class BasisCheckpoint:
 def missing_file(path: Path) -> Optional[Path]:
     """The first file a model needs from the basis checkpoint at `path` that is not there (None: all are)."""
     path = Path(path)
-    for required in (path / SETTINGS_FILE, path / TENSORS_FILE):
+    for required in (path / name for name in REQUIRED_FILES):
         if not required.is_file():
             return required
     try:
@@ -113,7 +115,7 @@ def read_basis_checkpoint(path: Path) -> BasisCheckpoint:
     settings_file, tensors_file = path / SETTINGS_FILE, path / TENSORS_FILE
     if not path.is_dir():
         raise BasisCheckpointError(f"{path}: basis checkpoint directory does not exist")
-    for required in (settings_file, tensors_file):
+    for required in (path / name for name in REQUIRED_FILES):
         if not required.is_file():
             raise BasisCheckpointError(f"{required}: missing; {path} is not a basis checkpoint")
     try:

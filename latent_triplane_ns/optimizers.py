@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import bisect
 from dataclasses import dataclass, field
-from typing import Tuple, Type
+from typing import Type
 
 import torch
 from nerfstudio.engine.optimizers import OptimizerConfig
-from nerfstudio.engine.schedulers import (
-    ExponentialDecayScheduler,
-    ExponentialDecaySchedulerConfig,
-    Scheduler,
-    SchedulerConfig,
-)
-from torch.optim import Optimizer, lr_scheduler
+from nerfstudio.engine.schedulers import ExponentialDecayScheduler, ExponentialDecaySchedulerConfig
+from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
 
@@ -101,30 +95,3 @@ class PlainFloatExponentialDecaySchedulerConfig(ExponentialDecaySchedulerConfig)
     """Config of `PlainFloatExponentialDecayScheduler`."""
 
     _target: Type = field(default_factory=lambda: PlainFloatExponentialDecayScheduler)
-
-
-class PhaseScheduler(Scheduler):
-    """Piecewise-constant learning rate: `lr_multipliers[i]` times the optimizer's lr from `boundaries[i-1]` on."""
-
-    config: PhaseSchedulerConfig
-
-    def get_scheduler(self, optimizer: Optimizer, lr_init: float) -> LRScheduler:
-        boundaries, multipliers = tuple(self.config.boundaries), tuple(float(m) for m in self.config.lr_multipliers)
-        if len(multipliers) != len(boundaries) + 1:
-            raise ValueError(f"PhaseScheduler: {len(boundaries)} boundaries need {len(boundaries) + 1} multipliers")
-
-        def multiplier(step: int) -> float:
-            return multipliers[bisect.bisect_right(boundaries, step)]
-
-        return lr_scheduler.LambdaLR(optimizer, lr_lambda=multiplier)
-
-
-@dataclass
-class PhaseSchedulerConfig(SchedulerConfig):
-    """Config of `PhaseScheduler`: one learning rate per training phase."""
-
-    _target: Type = field(default_factory=lambda: PhaseScheduler)
-    boundaries: Tuple[int, ...] = ()
-    """Steps at which the next phase starts."""
-    lr_multipliers: Tuple[float, ...] = (1.0,)
-    """Multiplier of the optimizer's lr in each phase (one more than boundaries)."""

@@ -125,7 +125,6 @@ class LatentAEPipeline(LatentPipeline):
     model: LatentTriplaneAEModel
 
     def get_train_loss_dict(self, step: int):
-        self.model.check_weights_loaded()
         phase = self.model.phase_at(step)
         datamanager = self.datamanager
         if phase == "fit":

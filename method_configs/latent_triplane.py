@@ -21,6 +21,20 @@ from latent_triplane_ns.pipeline import LatentPipelineConfig
 ensure_ffmpeg()
 
 
+CPU_FIELD = dict(
+    plane_resolution=32,
+    micro_features=8,
+    macro_features=16,
+    num_basis=8,
+    mlp_hidden_width=64,
+    num_coarse_samples=24,
+    num_importance_samples=24,
+    eval_num_rays_per_chunk=1 << 13,
+)
+"""Field sizes of the CPU presets (latent-triplane-small, latent-triplane-ae-small): one definition, so that a basis
+written by the one always fits the other."""
+
+
 def _optimizers(lr: float, max_steps: int) -> Dict[str, Dict]:
     """Per-scene groups use SceneSparseAdam (absent scenes do not move); shared groups plain Adam. The paper uses
     1e-2 everywhere; the decay ends at 5% of it, as the paper's exploitation schedule does."""
@@ -73,16 +87,7 @@ latent_triplane_small = MethodSpecification(
         "latent-triplane-small",
         LatentPipelineConfig(
             datamanager=LatentDataManagerConfig(train_num_rays_per_batch=1024, eval_num_rays_per_batch=1024),
-            model=LatentTriplaneModelConfig(
-                plane_resolution=32,
-                micro_features=8,
-                macro_features=16,
-                num_basis=8,
-                mlp_hidden_width=64,
-                num_coarse_samples=24,
-                num_importance_samples=24,
-                eval_num_rays_per_chunk=1 << 13,
-            ),
+            model=LatentTriplaneModelConfig(**CPU_FIELD),
         ),
         max_steps=3000,
         lr=1e-2,

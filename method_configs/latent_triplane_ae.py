@@ -11,6 +11,7 @@ from latent_triplane_ns.ae_model import LatentTriplaneAEModelConfig
 from latent_triplane_ns.datamanager import LatentDataManagerConfig
 from latent_triplane_ns.optimizers import SceneSparseAdamOptimizerConfig
 from latent_triplane_ns.pipeline import LatentAEPipelineConfig
+from method_configs.latent_triplane import CPU_FIELD
 
 
 def _ae_trainer(method_name: str, model: LatentTriplaneAEModelConfig, rays: int, joint_steps: int) -> TrainerConfig:
@@ -58,23 +59,12 @@ latent_triplane_ae = MethodSpecification(
     description="3D-aware autoencoder stage: AE warm-up, scene fitting, then AE and scenes jointly; writes a basis.",
 )
 
-# Sized for a 2-core CPU, matching latent-triplane-small's planes; give a pretrained AE (ltn-train-ae) to skip
+# Sized for a 2-core CPU with latent-triplane-small's field; give a pretrained AE (ltn-train-ae) to skip
 # the warm-up.
 latent_triplane_ae_small = MethodSpecification(
     config=_ae_trainer(
         "latent-triplane-ae-small",
-        LatentTriplaneAEModelConfig(
-            ae_warmup_steps=1500,
-            fit_steps=1500,
-            views_per_step=4,
-            plane_resolution=32,
-            micro_features=8,
-            macro_features=16,
-            num_basis=8,
-            num_coarse_samples=24,
-            num_importance_samples=24,
-            eval_num_rays_per_chunk=1 << 13,
-        ),
+        LatentTriplaneAEModelConfig(ae_warmup_steps=1500, fit_steps=1500, views_per_step=4, **CPU_FIELD),
         rays=1024,
         joint_steps=500,
     ),
