@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from latent_triplane_ns import procedural, scene_io
+from latent_triplane_ns.procedural import cameras, cars, raycast
 from latent_triplane_ns.scene_io import CollectionError
 
 
@@ -81,6 +82,27 @@ def test_render_alpha_and_background():
     np.testing.assert_array_equal(image[alpha == 0][:, :3], 1.0)  # white, transparent background
     assert alpha[0, 0] == 0 and alpha[16, 16] == 1.0  # corner empty, object at the centre
     assert 0.05 < (alpha > 0).mean() < 0.6
+
+
+def test_ray_caster_renders_one_box_where_projected_by_hand():
+    # The package re-exports the modules' objects, and the recorded generator name is still the old module's.
+    assert procedural.render_view is raycast.render_view and procedural.Primitive is cars.Primitive
+    assert (procedural.GENERATOR_NAME, procedural.GENERATOR_VERSION) == ("latent_triplane_ns.procedural", 1)
+    # Box x in [-0.5, 0.5], y in [0, 0.5], z in [0, 0.5], seen from (2.6, 0, 0): only its +x face (depth 2.1) is
+    # visible, projecting to u in [16, 16 + h], v in [16 - h, 16] with h = fx * 0.5 / 2.1 = 7.81 px at 32 px.
+    box = cars.Primitive("box", (-0.5, 0.0, 0.0), (0.5, 0.5, 0.5), (0.2, 0.4, 0.6))
+    pose = cameras.look_at_poses(np.array([0.0]), np.array([0.0]))[0]
+    intr = cameras.camera_intrinsics(32)
+    assert 7.6 < intr.fx * 0.5 / 2.1 < 7.9
+    image = raycast.render_view([box], pose, intr, supersample=1)  # one ray through each pixel centre
+    expected = np.zeros((32, 32), dtype=bool)
+    expected[8:16, 16:24] = True  # centres j + 0.5 with 16 < u < 23.81 and 8.19 < v < 16: upper right of centre
+    np.testing.assert_array_equal(image[..., 3], expected.astype(np.float32))
+    np.testing.assert_array_equal(image[~expected][:, :3], 1.0)
+    # Normal +x: ambient 0.25 + 0.6 * key_x; the fill light (x < 0) does not reach this face.
+    key_x = 0.35 / math.sqrt(0.35**2 + 0.55**2 + 0.76**2)
+    lit = np.array([0.2, 0.4, 0.6]) * (0.25 + 0.6 * key_x)
+    np.testing.assert_allclose(image[expected][:, :3], np.broadcast_to(lit, (64, 3)), atol=1e-6)
 
 
 def test_key_point_projects_onto_its_part():

@@ -1,0 +1,207 @@
+"""Collection writing: renders scenes, records their settings, keeps complete ones, runs the worker pool."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+import numpy as np
+
+from latent_triplane_ns import scene_io
+from latent_triplane_ns.errors import InputError
+from latent_triplane_ns.procedural.cameras import camera_intrinsics, heldout_poses, train_poses
+from latent_triplane_ns.procedural.cars import car_primitives, sample_car
+from latent_triplane_ns.procedural.raycast import render_view
+from latent_triplane_ns.scene_io import CollectionError, SceneData, SceneViews
+
+GENERATOR_NAME = "latent_triplane_ns.procedural"
+GENERATOR_VERSION = 1
+"""Bump when the geometry, colours, cameras or renderer change: caches written by another version are refused."""
+
+
+def render_scene(
+    seed: int, index: int, image_size: int = 128, num_train_views: int = 50, num_test_views: int = 10
+) -> SceneData:
+    """Renders car ``index`` of collection ``seed`` from its training and held-out cameras."""
+    params = sample_car(seed, index)
+    primitives = car_primitives(params)
+    intrinsics = camera_intrinsics(image_size)
+    splits = []
+    for poses in (train_poses(seed, index, num_train_views), heldout_poses(seed, index, num_test_views)):
+        images = np.zeros((len(poses), image_size, image_size, 4), dtype=np.float32)
+        for k, pose in enumerate(poses):
+            images[k] = render_view(primitives, pose, intrinsics)
+        splits.append(SceneViews(poses=poses, images=images))
+    info = {
+        **_settings(seed, image_size, num_train_views, num_test_views),
+        "index": index,
+        "parameters": asdict(params),
+    }
+    return SceneData(
+        fx=intrinsics.fx,
+        fy=intrinsics.fy,
+        cx=intrinsics.cx,
+        cy=intrinsics.cy,
+        width=intrinsics.width,
+        height=intrinsics.height,
+        train=splits[0],
+        test=splits[1],
+        info=info,
+    )
+
+
+def _settings(seed: int, image_size: int, num_train_views: int, num_test_views: int) -> Dict[str, object]:
+    return {
+        "generator": GENERATOR_NAME,
+        "generator_version": GENERATOR_VERSION,
+        "seed": seed,
+        "image_size": image_size,
+        "num_train_views": num_train_views,
+        "num_test_views": num_test_views,
+    }
+
+
+@dataclass
+class GenerationSummary:
+    """What ``generate_collection`` did."""
+
+    scene_dirs: List[Path]
+    """The requested scene folders, in index order."""
+    num_generated: int
+    """Scenes rendered by this call; the others were already complete and were kept."""
+    seconds: float
+    """Wall time of the call."""
+
+
+def _scene_is_complete(scene_dir: Path, info: Dict[str, object], fmt: scene_io.SceneFormat) -> bool:
+    try:
+        stored = scene_io.read_json(scene_dir / scene_io.SCENE_INFO_FILE)
+    except CollectionError:
+        return False
+    if not isinstance(stored, dict) or any(stored.get(k) != v for k, v in info.items()):
+        return False
+    files = scene_io.expected_scene_files(fmt, int(info["num_train_views"]), int(info["num_test_views"]))
+    return all((scene_dir / f).is_file() for f in files)
+
+
+def _generate_scene(job: Tuple[Path, int, int, int, int, int, str]) -> int:
+    scene_dir, seed, index, image_size, num_train_views, num_test_views, fmt = job
+    scene = render_scene(seed, index, image_size, num_train_views, num_test_views)
+    scene.info["format"] = fmt
+    writer = scene_io.write_blender_scene if fmt == "blender" else scene_io.write_srn_scene
+    writer(scene_dir, scene)
+    return index
+
+
+def generate_collection(
+    output_dir: Path,
+    num_scenes: int,
+    seed: int = 0,
+    image_size: int = 128,
+    num_train_views: int = 50,
+    num_test_views: int = 10,
+    first_scene: int = 0,
+    fmt: scene_io.SceneFormat = "blender",
+    workers: int | None = None,
+    show_progress: bool = True,
+) -> GenerationSummary:
+    """Generates scenes ``first_scene .. first_scene + num_scenes - 1`` of a procedural car collection.
+
+    Scene folders are ``output_dir/scene_00000`` etc., each written atomically. The call is idempotent: scenes that
+    are already complete with these settings are kept, missing or incomplete ones are (re)generated, so it also
+    resumes an interrupted run and extends a collection. ``output_dir/collection.json`` records the settings; a
+    folder generated with other settings, or a non-empty folder without that file, is refused rather than
+    overwritten.
+
+    Args:
+        output_dir: collection root, created if needed.
+        num_scenes: how many scenes.
+        seed: collection seed; scene k depends only on (seed, k).
+        image_size: image side in pixels.
+        num_train_views: training views per scene.
+        num_test_views: held-out views per scene.
+        first_scene: index of the first scene.
+        fmt: "blender" (``transforms_*.json``) or "srn" (``rgb/``, ``pose/``, ``intrinsics.txt``).
+        workers: processes rendering scenes in parallel; None uses one per CPU core.
+        show_progress: show a progress bar with ETA.
+
+    Raises:
+        CollectionError: the folder holds something else (see above).
+        ValueError: invalid sizes or counts.
+    """
+    if num_scenes < 1 or first_scene < 0:
+        raise InputError(f"Need num_scenes >= 1 and first_scene >= 0, got {num_scenes} and {first_scene}.")
+    if image_size < 8 or num_train_views < 1 or num_test_views < 1:
+        raise InputError(
+            f"Need image_size >= 8 and at least one view per split, got {image_size}, {num_train_views}, {num_test_views}."
+        )
+    if fmt not in ("blender", "srn"):
+        raise InputError(f"Unknown format {fmt!r}, expected 'blender' or 'srn'.")
+    start = time.perf_counter()
+    output_dir = Path(output_dir)
+    settings = {**_settings(seed, image_size, num_train_views, num_test_views), "format": fmt}
+    collection_file = output_dir / scene_io.COLLECTION_FILE
+    if collection_file.exists():
+        stored = scene_io.read_json(collection_file)
+        if stored != settings:
+            raise CollectionError(
+                f"{collection_file}: the folder holds a collection generated with {stored}, not the requested "
+                f"{settings}; choose another folder or delete this one"
+            )
+    elif output_dir.exists() and any(output_dir.iterdir()):
+        raise CollectionError(
+            f"{output_dir}: folder is not empty and has no {scene_io.COLLECTION_FILE}; refusing to write generated "
+            "scenes into it"
+        )
+    else:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        scene_io.write_json(collection_file, settings)
+
+    indices = range(first_scene, first_scene + num_scenes)
+    scene_dirs = [output_dir / scene_io.scene_name(i) for i in indices]
+    jobs = [
+        (scene_dir, seed, i, image_size, num_train_views, num_test_views, fmt)
+        for i, scene_dir in zip(indices, scene_dirs, strict=True)
+        if not _scene_is_complete(scene_dir, {**settings, "index": i}, fmt)
+    ]
+    if jobs:
+        _run_jobs(jobs, workers, show_progress)
+    return GenerationSummary(scene_dirs=scene_dirs, num_generated=len(jobs), seconds=time.perf_counter() - start)
+
+
+def _run_jobs(jobs: List[Tuple[Path, int, int, int, int, int, str]], workers: int | None, show_progress: bool) -> None:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
+    columns = (
+        TextColumn("[bold blue]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, disable=not show_progress) as progress:
+        task = progress.add_task(f"Generating scenes ({workers} worker{'s' if workers > 1 else ''})", total=len(jobs))
+        if workers == 1:
+            for job in jobs:
+                _generate_scene(job)
+                progress.advance(task)
+            return
+        # Workers only use numpy and PIL, so forking is safe even when the parent has imported torch (ns-train).
+        context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+        with context.Pool(workers) as pool:
+            for _ in pool.imap_unordered(_generate_scene, jobs):
+                progress.advance(task)
