@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Dict, List, Literal, Type
 
 import torch
 import torch.nn.functional as F
-from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes, TrainingCallbackLocation
+from jaxtyping import Float
 from torch import Tensor
 from torch.nn import Parameter
 
-from latent_triplane_ns import basis as basis_io
-from latent_triplane_ns.ae_training import latent_statistics
+from latent_triplane_ns.ae_training import autoencoder_losses
 from latent_triplane_ns.autoencoder import AutoencoderConfig
 from latent_triplane_ns.errors import InputError
 from latent_triplane_ns.field import plane_tv
@@ -70,15 +68,6 @@ class LatentTriplaneAEModel(LatentTriplaneModel):
             )
         if self.autoencoder.vae is None:
             raise InputError("latent-triplane-ae trains an autoencoder: autoencoder.source cannot be 'identity'")
-        self.warmup_steps = self.config.ae_warmup_steps if self.config.autoencoder.source == "compact" else 0
-        self.phase: Phase | None = None
-
-    def phase_at(self, step: int) -> Phase:
-        if step < self.warmup_steps:
-            return "warmup"
-        if step < self.warmup_steps + self.config.fit_steps:
-            return "fit"
-        return "joint"
 
     def autoencoder_parts(self) -> Dict[str, List[Parameter]]:
         vae = self.autoencoder.vae
@@ -93,8 +82,8 @@ class LatentTriplaneAEModel(LatentTriplaneModel):
     def get_param_groups(self) -> Dict[str, List[Parameter]]:
         return {**super().get_param_groups(), **self.autoencoder_parts()}
 
-    def set_phase(self, phase: Phase) -> None:
-        """Flips `requires_grad`: warm-up trains the AE only, fit the scenes only, joint everything."""
+    def set_trainable(self, phase: Phase) -> None:
+        """Flips `requires_grad` for a phase: warm-up trains the AE only, fit the scenes only, joint everything."""
         train_ae = phase in ("warmup", "joint")
         train_scenes = phase in ("fit", "joint")
         for params in self.autoencoder_parts().values():
@@ -102,57 +91,12 @@ class LatentTriplaneAEModel(LatentTriplaneModel):
                 param.requires_grad_(train_ae)
         for param in self.scene_parameters():
             param.requires_grad_(train_scenes)
-        self.phase = phase
 
-    def get_training_callbacks(
-        self, training_callback_attributes: TrainingCallbackAttributes
-    ) -> List[TrainingCallback]:
-        pipeline = training_callback_attributes.pipeline
-
-        optimizers = training_callback_attributes.optimizers
-        trainer = training_callback_attributes.trainer
-
-        def switch(step: int) -> None:
-            phase = self.phase_at(step)
-            if phase == self.phase:
-                return
-            if phase == "fit" and step == self.warmup_steps and self.warmup_steps > 0:
-                self.normalise_from(pipeline.datamanager)
-            if phase == "joint" and step == self.warmup_steps + self.config.fit_steps and trainer is not None:
-                # The basis as it stands with the autoencoder frozen throughout: what the joint phase improves on.
-                basis_io.write_basis_checkpoint(self, Path(trainer.base_dir) / "basis_before_joint")
-            self.set_phase(phase)
-            pipeline.datamanager.invalidate_latents()
-            if optimizers is not None:
-                for name, optimizer in optimizers.optimizers.items():
-                    scale = self.config.joint_lr_scale.get(name, 1.0) if phase == "joint" else 1.0
-                    for group in optimizer.param_groups:
-                        group["lr"] = optimizers.config[name]["optimizer"].lr * scale
-
-        callbacks = super().get_training_callbacks(training_callback_attributes)
-        return [TrainingCallback([TrainingCallbackLocation.BEFORE_TRAIN_ITERATION], switch), *callbacks]
-
-    def normalise_from(self, datamanager, max_images: int = 256) -> None:
-        """Sets the tanh normalisation from the warmed-up encoder's latents of the training images."""
-        count = min(max_images, len(datamanager.train_dataset))
-        step = max(1, len(datamanager.train_dataset) // count)
-        images = torch.stack(
-            [datamanager.load_image(datamanager.train_dataset, i) for i in range(0, step * count, step)]
-        )
-        stats = latent_statistics(self.autoencoder.vae, images.permute(0, 3, 1, 2).to(self.device))
-        self.autoencoder.set_statistics(
-            torch.tensor(stats["shift"]).to(self.device), torch.tensor(stats["scale"]).to(self.device)
-        )
-
-    def warmup_loss_dict(self, images: Tensor) -> Dict[str, Tensor]:
-        """Plain autoencoder loss on (B, H, W, 3) images: reconstruction MSE of a posterior draw plus a tiny KL."""
-        x = images.permute(0, 3, 1, 2)
-        posterior = self.autoencoder.vae.encode(x * 2.0 - 1.0).latent_dist
-        reconstruction = self.autoencoder.decode_raw(posterior.sample())
-        return {
-            "ae_loss": F.mse_loss(reconstruction, x),
-            "kl_loss": self.config.kl_loss_mult * posterior.kl().mean(),
-        }
+    def warmup_loss_dict(self, images: Float[Tensor, "B H W 3"]) -> Dict[str, Tensor]:
+        """The warm-up's losses: the compact autoencoder's recipe (`ae_training.autoencoder_losses`), the same as
+        `ltn-train-ae`'s: reconstruction MSE on the [-1, 1] scale plus the weighted KL term."""
+        mse, kl = autoencoder_losses(self.autoencoder.vae, images.permute(0, 3, 1, 2))
+        return {"ae_loss": mse, "kl_loss": self.config.kl_loss_mult * kl}
 
     def joint_loss_dict(self, outputs: Dict[str, Tensor], batch: Dict[str, Tensor]) -> Dict[str, Tensor]:
         """The paper's phase-2 losses on whole views: latent, decode, autoencoder, plane TV.

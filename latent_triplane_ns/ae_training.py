@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
-import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Literal, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
+from jaxtyping import Float
 from torch import Tensor
 
-from latent_triplane_ns.autoencoder import LATENT_STATS_FILE, build_compact_vae
+from latent_triplane_ns.atomic import atomic_directory, check_replaceable
+from latent_triplane_ns.autoencoder import LATENT_STATS_FILE, CompactAEConfig
+from latent_triplane_ns.evaluation import psnr_from_mse
 
 TRAINING_LOG_FILE = "ltn_ae_training.json"
 """Progress curve and settings written beside the trained autoencoder."""
@@ -26,12 +26,8 @@ TRAINING_LOG_FILE = "ltn_ae_training.json"
 class AETrainingConfig:
     """How the compact AutoencoderKL is trained from scratch on the collection's training images."""
 
-    block_out_channels: Tuple[int, ...] = (32, 64, 64, 64)
-    """Channels per resolution level; n levels downsample by 2^(n-1) (4 levels: 8x, as SD's VAE)."""
-    latent_channels: int = 4
-    """Latent channels."""
-    layers_per_block: int = 1
-    """ResNet layers per level."""
+    architecture: CompactAEConfig = field(default_factory=CompactAEConfig)
+    """The compact AutoencoderKL trained."""
     batch_size: int = 8
     """Images per step."""
     crop_size: Optional[int] = None
@@ -75,9 +71,27 @@ class AETrainingResult:
     curve: List[Dict[str, float]] = field(default_factory=list)
 
 
+RECIPE_RANGE = 2.0
+"""The recipe's images span [-1, 1] (Stable Diffusion's convention): its MSE is on that scale."""
+
+
+def autoencoder_losses(vae, images: Float[Tensor, "B 3 H W"]) -> Tuple[Tensor, Tensor]:
+    """The compact autoencoder's training losses, shared by `ltn-train-ae` and stage 1's warm-up: the MSE of the
+    reconstruction of a posterior draw, on the [-1, 1] scale, and the posterior's mean KL divergence.
+
+    Args:
+        vae: the AutoencoderKL.
+        images: RGB images in [0, 1].
+    """
+    x = images * 2.0 - 1.0
+    posterior = vae.encode(x).latent_dist
+    reconstruction = vae.decode(posterior.sample()).sample
+    return F.mse_loss(reconstruction.float(), x.float()), posterior.kl().float().mean()
+
+
 @torch.no_grad()
-def reconstruction_psnr(vae, images: Tensor, batch_size: int = 16, bf16: bool = False) -> float:
-    """Mean PSNR (images in [0, 1]) of D(mean E(x)) against x over (N, 3, H, W) images."""
+def reconstruction_psnr(vae, images: Float[Tensor, "N 3 H W"], batch_size: int = 16, bf16: bool = False) -> float:
+    """Mean over images in [0, 1] of the PSNR of D(mean E(x)) against x."""
     vae.eval()
     total, count = 0.0, 0
     device = next(vae.parameters()).device
@@ -86,15 +100,14 @@ def reconstruction_psnr(vae, images: Tensor, batch_size: int = 16, bf16: bool = 
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             recon = vae.decode(vae.encode(x * 2 - 1).latent_dist.mean).sample
         recon = recon.float().add(1).mul(0.5).clamp(0, 1)
-        mse = (recon - x).pow(2).flatten(1).mean(1).clamp_min(1e-10)
-        total += float((-10 * torch.log10(mse)).sum())
+        total += float(psnr_from_mse((recon - x).pow(2).flatten(1).mean(1)).sum())
         count += x.shape[0]
     vae.train()
     return total / max(count, 1)
 
 
 @torch.no_grad()
-def latent_statistics(vae, images: Tensor, batch_size: int = 16) -> Dict[str, List[float]]:
+def latent_statistics(vae, images: Float[Tensor, "N 3 H W"], batch_size: int = 16) -> Dict[str, List[float]]:
     """Per-channel tanh normalisation of the mean latents: shift = mean, scale = 0.5 / std, so one standard
     deviation maps to tanh(0.5) and the normalised latents use most of [0, 1] without saturating."""
     vae.eval()
@@ -113,8 +126,8 @@ def latent_statistics(vae, images: Tensor, batch_size: int = 16) -> Dict[str, Li
 
 def train_autoencoder(
     config: AETrainingConfig,
-    train_images: Tensor,
-    eval_images: Tensor,
+    train_images: Float[Tensor, "N 3 H W"],
+    eval_images: Float[Tensor, "M 3 H W"],
     device: str = "cpu",
     on_progress: Optional[Callable[[Dict[str, float]], None]] = None,
     vae=None,
@@ -131,7 +144,7 @@ def train_autoencoder(
     """
     torch.manual_seed(config.seed)
     if vae is None:
-        vae = build_compact_vae(config.block_out_channels, config.latent_channels, config.layers_per_block)
+        vae = config.architecture.build()
     progress_images = eval_images[:: max(1, eval_images.shape[0] // config.eval_images)][: config.eval_images]
     vae = vae.to(device).train()
     vae.requires_grad_(True)
@@ -164,12 +177,9 @@ def train_autoencoder(
             top = int(torch.randint(0, (height - config.crop_size) // 8 + 1, (1,), generator=generator)) * 8
             left = int(torch.randint(0, (width - config.crop_size) // 8 + 1, (1,), generator=generator)) * 8
             x = x[:, :, top : top + config.crop_size, left : left + config.crop_size]
-        x = x.to(device) * 2 - 1
         with torch.autocast(device.split(":")[0], dtype=torch.bfloat16, enabled=use_bf16):
-            posterior = vae.encode(x).latent_dist
-            recon = vae.decode(posterior.sample()).sample
-        mse = F.mse_loss(recon.float(), x)
-        loss = mse + config.kl_weight * posterior.kl().float().mean()
+            mse, kl = autoencoder_losses(vae, x.to(device))
+        loss = mse + config.kl_weight * kl
         if not torch.isfinite(loss):
             raise FloatingPointError(f"autoencoder loss became {float(loss)} at step {step}; lower the learning rate")
         optimizer.zero_grad(set_to_none=True)
@@ -177,7 +187,7 @@ def train_autoencoder(
         optimizer.step()
         step += 1
         now = time.perf_counter() - start
-        record = {"step": step, "seconds": now, "train_psnr": float(-10 * torch.log10(mse.detach() / 4))}
+        record = {"step": step, "seconds": now, "train_psnr": float(psnr_from_mse(mse.detach(), RECIPE_RANGE))}
         finishing = now >= budget or step >= config.max_steps
         if now - last_eval >= config.eval_every_seconds or finishing:
             # On a fixed subset, so that measuring stays a small part of the budget; the clock restarts after it.
@@ -198,18 +208,75 @@ def train_autoencoder(
 
 
 def save_trained_autoencoder(vae, output_dir: Path, stats: Dict[str, List[float]], log: Dict[str, object]) -> Path:
-    """Writes the AutoencoderKL (`save_pretrained`), its latent statistics and the training log, atomically."""
-    output_dir = Path(output_dir)
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=output_dir.parent))
-    try:
+    """Writes the AutoencoderKL (`save_pretrained`), its latent statistics and the training log (the folder's
+    marker), replacing an earlier autoencoder folder atomically; any other existing folder is refused."""
+    with atomic_directory(Path(output_dir), marker=TRAINING_LOG_FILE) as tmp:
         vae.save_pretrained(str(tmp), safe_serialization=True)
         (tmp / LATENT_STATS_FILE).write_text(json.dumps(stats, indent=2))
         (tmp / TRAINING_LOG_FILE).write_text(json.dumps(log, indent=2))
-        if output_dir.exists():
-            shutil.rmtree(output_dir)
-        os.replace(tmp, output_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return output_dir
+    return Path(output_dir)
+
+
+def load_collection_images(
+    data: Path, split: Literal["train", "test"], scene_range: Optional[Tuple[int, int]] = None
+) -> Float[Tensor, "N 3 H W"]:
+    """All images of a scene collection's split in [0, 1], background composited."""
+    from nerfstudio.data.datasets.base_dataset import InputDataset
+
+    from latent_triplane_ns.dataparsers.collection import SceneCollectionDataParserConfig
+
+    parser = SceneCollectionDataParserConfig(data=data, scene_range=scene_range).setup()
+    dataset = InputDataset(parser.get_dataparser_outputs(split=split))
+    return torch.stack([dataset.get_image_float32(i)[..., :3] for i in range(len(dataset))]).permute(0, 3, 1, 2)
+
+
+def progress_status(record: Dict[str, float]) -> str:
+    """One line of a training record: step, training PSNR and the latest held-out PSNR."""
+    return f"step {record['step']}  train {record['train_psnr']:.2f} dB  held-out {record.get('eval_psnr', math.nan):.2f} dB"
+
+
+def train_and_save_autoencoder(
+    config: AETrainingConfig,
+    data: Path,
+    output_dir: Path,
+    scene_range: Optional[Tuple[int, int]] = None,
+    device: str = "cpu",
+    on_progress: Optional[Callable[[Dict[str, float]], None]] = None,
+) -> Dict[str, object]:
+    """Trains the compact autoencoder on a collection's training images (held-out images pick the best weights),
+    writes it to `output_dir` with its latent statistics and training log, and returns the log.
+
+    Args:
+        config: the recipe and budget.
+        data: the scene collection.
+        output_dir: where the autoencoder folder is written (`save_trained_autoencoder`).
+        scene_range: [start, stop) of the sorted scene folders to use; all when None.
+        device: torch device.
+        on_progress: called with every training record; `eval_psnr` always holds the latest held-out PSNR.
+    """
+    check_replaceable(Path(output_dir), TRAINING_LOG_FILE)  # before the training, not after it
+    train = load_collection_images(data, "train", scene_range)
+    held_out = load_collection_images(data, "test", scene_range)
+    latest = {"eval_psnr": math.nan}
+
+    def relay(record: Dict[str, float]) -> None:
+        latest.update({k: v for k, v in record.items() if k == "eval_psnr"})
+        if on_progress is not None:
+            on_progress({**record, **latest})
+
+    vae, result = train_autoencoder(config, train, held_out, device, on_progress=relay)
+    log = {
+        "data": Path(data).name,
+        "scene_range": list(scene_range) if scene_range is not None else None,
+        "num_train_images": int(train.shape[0]),
+        "num_eval_images": int(held_out.shape[0]),
+        "eval_psnr": result.eval_psnr,
+        "train_psnr": reconstruction_psnr(vae, train[:: max(1, train.shape[0] // 200)]),
+        "steps": result.steps,
+        "seconds": result.seconds,
+        "parameters": sum(p.numel() for p in vae.parameters()),
+        "settings": asdict(config),
+        "curve": result.curve,
+    }
+    save_trained_autoencoder(vae, output_dir, latent_statistics(vae, train), log)
+    return log

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Dict, Literal, Optional, Tuple, Type
 
 import torch
+from jaxtyping import Float
 from nerfstudio.configs.base_config import InstantiateConfig
 from torch import Tensor, nn
 
@@ -26,6 +27,23 @@ class AutoencoderError(InputError):
 
 
 @dataclass
+class CompactAEConfig:
+    """Architecture of the compact AutoencoderKL (Stable Diffusion's VAE family, fewer channels): what `ltn-train-ae`
+    trains and what a 'compact' autoencoder starts from."""
+
+    block_out_channels: Tuple[int, ...] = (32, 64, 64, 64)
+    """Channels per resolution level; n levels downsample by 2^(n-1) (4 levels: 8x, as SD's VAE)."""
+    latent_channels: int = 4
+    """Latent channels."""
+    layers_per_block: int = 1
+    """ResNet layers per level."""
+
+    def build(self):
+        """A fresh AutoencoderKL of this architecture."""
+        return build_compact_vae(self.block_out_channels, self.latent_channels, self.layers_per_block)
+
+
+@dataclass
 class AutoencoderConfig(InstantiateConfig):
     """Which image autoencoder maps RGB images to the latent images that the Tri-Planes are fitted to."""
 
@@ -38,12 +56,8 @@ class AutoencoderConfig(InstantiateConfig):
     """Local AutoencoderKL directory (holding config.json and the weights), for source='pretrained'."""
     subfolder: Optional[str] = None
     """Subfolder of pretrained_path holding the AutoencoderKL, e.g. 'vae' for a Stable Diffusion folder."""
-    block_out_channels: Tuple[int, ...] = (32, 64, 64, 64)
-    """Compact AutoencoderKL channels per resolution level; n levels downsample by 2^(n-1)."""
-    latent_channels: int = 4
-    """Compact AutoencoderKL latent channels."""
-    layers_per_block: int = 1
-    """Compact AutoencoderKL ResNet layers per level."""
+    compact: CompactAEConfig = field(default_factory=CompactAEConfig)
+    """Architecture of a 'compact' autoencoder."""
     encode_mode: Literal["mean", "sample"] = "mean"
     """Latent used as the target of an image: the posterior mean, or one random draw from it."""
     normalization: Literal["tanh", "none"] = "tanh"
@@ -159,7 +173,7 @@ class LatentAutoencoder(nn.Module):
             if not stats and stats_file.is_file():
                 stats = json.loads(stats_file.read_text())
         elif vae is None and config.source == "compact":
-            vae = build_compact_vae(config.block_out_channels, config.latent_channels, config.layers_per_block)
+            vae = config.compact.build()
         self.vae = vae
         if vae is not None:
             vae.requires_grad_(False)
@@ -182,28 +196,28 @@ class LatentAutoencoder(nn.Module):
         self.register_buffer("background_latent", background)
 
     @torch.no_grad()
-    def white_latent(self) -> Tensor:
+    def white_latent(self) -> Float[Tensor, " C"]:
         """Normalised latent (C,) of a white image: the background of the procedural and SRN scenes."""
         device = self.norm_scale.device
         white = torch.ones(1, 3, 4 * self.downsample_factor, 4 * self.downsample_factor, device=device)
         return self.encode(white, mode="mean").mean(dim=(0, 2, 3))
 
-    def normalize(self, z: Tensor) -> Tensor:
-        """Raw latents (B, C, h, w) -> normalised latents in [0, 1]."""
+    def normalize(self, z: Float[Tensor, "B C h w"]) -> Float[Tensor, "B C h w"]:
+        """Raw latents -> normalised latents in [0, 1]."""
         if self.normalization == "none":
             return z
         scale, shift = self.norm_scale.view(1, -1, 1, 1), self.norm_shift.view(1, -1, 1, 1)
         return 0.5 * (torch.tanh(scale * (z - shift)) + 1.0)
 
-    def denormalize(self, y: Tensor) -> Tensor:
-        """Normalised latents (B, C, h, w) -> raw latents; the inverse of `normalize` within the clip."""
+    def denormalize(self, y: Float[Tensor, "B C h w"]) -> Float[Tensor, "B C h w"]:
+        """Normalised latents -> raw latents; the inverse of `normalize` within the clip."""
         if self.normalization == "none":
             return y
         scale, shift = self.norm_scale.view(1, -1, 1, 1), self.norm_shift.view(1, -1, 1, 1)
         return torch.atanh((2.0 * y - 1.0).clamp(-1.0 + ATANH_EPS, 1.0 - ATANH_EPS)) / scale + shift
 
-    def encode_raw(self, images: Tensor, mode: Optional[str] = None) -> Tensor:
-        """RGB images (B, 3, H, W) in [0, 1], H and W multiples of the downsampling -> raw latents (B, C, H/f, W/f)."""
+    def encode_raw(self, images: Float[Tensor, "B 3 H W"], mode: Optional[str] = None) -> Float[Tensor, "B C h w"]:
+        """RGB images in [0, 1], H and W multiples of the downsampling f -> raw latents, h = H/f and w = W/f."""
         self.check_size(images.shape[-2], images.shape[-1])
         if self.vae is None:
             return images
@@ -211,22 +225,22 @@ class LatentAutoencoder(nn.Module):
             posterior = self.vae.encode(images.float() * 2.0 - 1.0).latent_dist
         return posterior.sample() if (mode or self.config.encode_mode) == "sample" else posterior.mean
 
-    def encode(self, images: Tensor, mode: Optional[str] = None) -> Tensor:
-        """RGB images (B, 3, H, W) in [0, 1] -> normalised latents (B, C, H/f, W/f) in [0, 1]."""
+    def encode(self, images: Float[Tensor, "B 3 H W"], mode: Optional[str] = None) -> Float[Tensor, "B C h w"]:
+        """RGB images in [0, 1] -> normalised latents in [0, 1], h = H/f and w = W/f."""
         return self.normalize(self.encode_raw(images, mode))
 
-    def decode_raw(self, z: Tensor) -> Tensor:
-        """Raw latents (B, C, h, w) -> RGB images (B, 3, f*h, f*w) on the [0, 1] scale, not clamped (for losses)."""
+    def decode_raw(self, z: Float[Tensor, "B C h w"]) -> Float[Tensor, "B 3 H W"]:
+        """Raw latents -> RGB images (H = f h, W = f w) on the [0, 1] scale, not clamped (for losses)."""
         if self.vae is None:
             return z
         with torch.autocast(z.device.type, enabled=False):
             return (self.vae.decode(z.float()).sample + 1.0) * 0.5
 
-    def decode(self, latents: Tensor) -> Tensor:
-        """Normalised latents (B, C, h, w) -> RGB images (B, 3, f*h, f*w) in [0, 1]."""
+    def decode(self, latents: Float[Tensor, "B C h w"]) -> Float[Tensor, "B 3 H W"]:
+        """Normalised latents -> RGB images (H = f h, W = f w) in [0, 1]."""
         return self.decode_raw(self.denormalize(latents)).clamp(0.0, 1.0)
 
-    def set_statistics(self, shift: Tensor, scale: Tensor) -> None:
+    def set_statistics(self, shift: Float[Tensor, " C"], scale: Float[Tensor, " C"]) -> None:
         """Sets the tanh normalisation and re-derives the background latent from a white image."""
         self.norm_shift.copy_(shift)
         self.norm_scale.copy_(scale)

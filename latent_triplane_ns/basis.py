@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Literal, Optional, Tuple
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from latent_triplane_ns.atomic import atomic_directory
 from latent_triplane_ns.autoencoder import AutoencoderConfig, LatentAutoencoder, load_pretrained_vae
 from latent_triplane_ns.errors import InputError
 
@@ -33,66 +32,169 @@ class BasisCheckpointError(InputError):
     """A basis checkpoint that is missing, malformed, or does not fit the model asked for."""
 
 
+@dataclass(frozen=True)
+class BasisSettings:
+    """The contents of `basis.json`: the sizes, autoencoder settings and collection that made a basis."""
+
+    plane_resolution: int
+    """Side of every plane."""
+    macro_features: int
+    """Features per plane of the basis (F_mac)."""
+    num_basis: int
+    """Basis plane sets (M)."""
+    num_features: int
+    """Features per plane of a scene (F_mic + F_mac) that the MLP reads."""
+    trained_micro_features: int
+    """F_mic of the scenes the basis was trained with."""
+    mlp_hidden_width: int
+    """Hidden width of the shared MLP."""
+    latent_channels: int
+    """Channels of the latent images (3: RGB, with the identity autoencoder)."""
+    downsample_factor: int
+    """Image side / latent side of the autoencoder."""
+    autoencoder: str
+    """'identity', or the name of the subfolder holding the AutoencoderKL."""
+    encode_mode: Literal["mean", "sample"]
+    """Latent target of an image."""
+    normalization: Literal["tanh", "none"]
+    """Latent normalisation."""
+    tanh_scale: Tuple[float, ...]
+    """Per-channel tanh scale."""
+    tanh_shift: Tuple[float, ...]
+    """Per-channel tanh shift."""
+    background_latent: Tuple[float, ...]
+    """Normalised latent of the background."""
+    scene_names: Tuple[str, ...]
+    """Folder names of the collection's scenes, in scene-index order."""
+
+    def to_json(self) -> Dict[str, Any]:
+        data = asdict(self)
+        names = list(data.pop("scene_names"))
+        for key in ("tanh_scale", "tanh_shift", "background_latent"):
+            data[key] = list(data[key])
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            **data,
+            "collection": {"num_scenes": len(names), "scene_names": names},
+        }
+
+    @classmethod
+    def from_json(cls, data: Any, source: Path) -> BasisSettings:
+        """Reads `basis.json` contents, with one clear error naming `source` for anything wrong."""
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            found = data.get("format") if isinstance(data, dict) else type(data).__name__
+            raise BasisCheckpointError(f"{source}: not a basis checkpoint (format {found!r})")
+        if data.get("version") != VERSION:
+            raise BasisCheckpointError(
+                f"{source}: basis checkpoint version {data.get('version')!r}, this latent-triplane-ns reads version "
+                f"{VERSION}; write the basis again with this version"
+            )
+        wanted = [f.name for f in fields(cls) if f.name != "scene_names"]
+        missing = [k for k in wanted if k not in data]
+        collection = data.get("collection")
+        if not isinstance(collection, dict) or not isinstance(collection.get("scene_names"), list):
+            missing.append("collection.scene_names")
+        if missing:
+            raise BasisCheckpointError(f"{source}: basis checkpoint lacks {', '.join(missing)}")
+        values = {k: data[k] for k in wanted}
+        try:
+            for key in ("tanh_scale", "tanh_shift", "background_latent"):
+                values[key] = tuple(float(v) for v in values[key])
+            for key in ("plane_resolution", "macro_features", "num_basis", "num_features", "trained_micro_features"):
+                values[key] = int(values[key])
+            values["mlp_hidden_width"] = int(values["mlp_hidden_width"])
+            values["latent_channels"] = int(values["latent_channels"])
+            values["downsample_factor"] = int(values["downsample_factor"])
+        except (TypeError, ValueError) as err:
+            raise BasisCheckpointError(f"{source}: basis checkpoint holds a malformed value ({err})") from err
+        return cls(**values, scene_names=tuple(str(n) for n in collection["scene_names"]))
+
+    @property
+    def micro_features(self) -> int:
+        """F_mic of a model that fits this basis: num_features - macro_features."""
+        return self.num_features - self.macro_features
+
+
 @dataclass
 class BasisCheckpoint:
     """A basis checkpoint read from disk."""
 
     path: Path
-    settings: Dict[str, Any]
+    settings: BasisSettings
     tensors: Dict[str, torch.Tensor]
     scenes: Dict[str, torch.Tensor]
 
     def check_compatible(self, config: Any) -> None:
         """Raises when the model config asks for other plane or MLP sizes than the checkpoint holds."""
+        s = self.settings
         wanted = {
-            "plane_resolution": config.plane_resolution,
-            "macro_features": config.macro_features,
-            "num_basis": config.num_basis,
-            "mlp_hidden_width": config.mlp_hidden_width,
-            "num_features": config.micro_features + config.macro_features,
+            "plane_resolution": (config.plane_resolution, s.plane_resolution),
+            "macro_features": (config.macro_features, s.macro_features),
+            "num_basis": (config.num_basis, s.num_basis),
+            "mlp_hidden_width": (config.mlp_hidden_width, s.mlp_hidden_width),
+            "num_features": (config.micro_features + config.macro_features, s.num_features),
         }
-        wrong = [f"{k}: model {v} vs checkpoint {self.settings[k]}" for k, v in wanted.items() if self.settings[k] != v]
+        wrong = [f"{k}: model {mine} vs checkpoint {theirs}" for k, (mine, theirs) in wanted.items() if mine != theirs]
         if wrong:
             raise BasisCheckpointError(f"{self.path / SETTINGS_FILE}: does not fit this model ({'; '.join(wrong)})")
 
+    def autoencoder_config(self) -> AutoencoderConfig:
+        """The autoencoder settings the basis was trained with: its folder, normalisation, encode mode, background."""
+        s = self.settings
+        identity = s.autoencoder == "identity"
+        return AutoencoderConfig(
+            source="identity" if identity else "pretrained",
+            pretrained_path=None if identity else self.path / s.autoencoder,
+            encode_mode=s.encode_mode,
+            normalization=s.normalization,
+            tanh_scale=s.tanh_scale,
+            tanh_shift=s.tanh_shift,
+            background_latent=s.background_latent,
+        )
+
     def build_autoencoder(self) -> LatentAutoencoder:
         """The autoencoder with the normalisation, encode mode and background the basis was trained with."""
-        s = self.settings
-        config = AutoencoderConfig(
-            source="identity" if s["autoencoder"] == "identity" else "pretrained",
-            pretrained_path=self.path / AUTOENCODER_DIR if s["autoencoder"] != "identity" else None,
-            encode_mode=s["encode_mode"],
-            normalization=s["normalization"],
-            tanh_scale=tuple(s["tanh_scale"]),
-            tanh_shift=tuple(s["tanh_shift"]),
-            background_latent=tuple(s["background_latent"]),
-        )
-        vae = None if s["autoencoder"] == "identity" else load_pretrained_vae(self.path / AUTOENCODER_DIR)
-        if vae is None and config.source == "pretrained":
-            raise BasisCheckpointError(f"{self.path / AUTOENCODER_DIR}: missing autoencoder")
+        config = self.autoencoder_config()
+        vae = None if config.pretrained_path is None else load_pretrained_vae(config.pretrained_path)
         return LatentAutoencoder(config, vae=vae)
 
     def load_into(self, field: TriplaneField, scene_names: List[str]) -> List[str]:
         """Copies the basis planes and the MLP weights into a field built with matching sizes, and the planes of
         every scene of `scene_names` that the basis was trained with (by folder name; others keep their fresh
-        planes). Returns the names of the scenes copied."""
+        planes). Returns the names of the scenes copied.
+
+        Raises:
+            BasisCheckpointError: scenes were asked for and the stored planes have another shape, or the MLP
+                weights do not fit.
+        """
         planes = field.triplanes
-        trained = list(self.settings["collection"]["scene_names"])
-        shared = [n for n in scene_names if n in trained] if self.scenes else []
+        trained = list(self.settings.scene_names)
+        shared = [n for n in scene_names if n in trained]
+        if shared and (not self.scenes or self.scenes["micro"].shape[1:] != planes.micro.shape[1:]):
+            stored = tuple(self.scenes["micro"].shape[1:]) if self.scenes else "no scene planes"
+            raise BasisCheckpointError(
+                f"{self.path / SCENES_FILE}: its scenes' micro planes are {stored}, this model's "
+                f"{tuple(planes.micro.shape[1:])}: they cannot start the scenes {shared[:3]}"
+            )
         with torch.no_grad():
             planes.basis.copy_(self.tensors["basis"])
-            if shared and self.scenes["micro"].shape[1:] == planes.micro.shape[1:]:
-                for name in shared:
-                    planes.micro[scene_names.index(name)] = self.scenes["micro"][trained.index(name)]
-                    planes.weights[scene_names.index(name)] = self.scenes["weights"][trained.index(name)]
-            else:
-                shared = []
+            for name in shared:
+                planes.micro[scene_names.index(name)] = self.scenes["micro"][trained.index(name)]
+                planes.weights[scene_names.index(name)] = self.scenes["weights"][trained.index(name)]
             mlp_state = {k[len("mlp.") :]: v for k, v in self.tensors.items() if k.startswith("mlp.")}
             try:
                 field.mlp.load_state_dict(mlp_state)
             except RuntimeError as err:
                 raise BasisCheckpointError(f"{self.path / TENSORS_FILE}: MLP weights do not fit ({err})") from err
         return shared
+
+
+def _load_tensors(path: Path) -> Dict[str, torch.Tensor]:
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise BasisCheckpointError(f"{path}: damaged or not a safetensors file ({err})") from err
 
 
 def missing_file(path: Path) -> Optional[Path]:
@@ -119,70 +221,52 @@ def read_basis_checkpoint(path: Path) -> BasisCheckpoint:
         if not required.is_file():
             raise BasisCheckpointError(f"{required}: missing; {path} is not a basis checkpoint")
     try:
-        settings = json.loads(settings_file.read_text())
-    except json.JSONDecodeError as err:
+        settings = BasisSettings.from_json(json.loads(settings_file.read_text()), settings_file)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise BasisCheckpointError(f"{settings_file}: not valid JSON ({err})") from err
-    if settings.get("format") != FORMAT:
-        raise BasisCheckpointError(f"{settings_file}: not a basis checkpoint (format {settings.get('format')!r})")
-    tensors = load_file(str(tensors_file))
+    tensors = _load_tensors(tensors_file)
     if "basis" not in tensors:
         raise BasisCheckpointError(f"{tensors_file}: holds no 'basis' tensor")
-    scenes = load_file(str(path / SCENES_FILE)) if (path / SCENES_FILE).is_file() else {}
+    scenes = _load_tensors(path / SCENES_FILE) if (path / SCENES_FILE).is_file() else {}
     return BasisCheckpoint(path=path, settings=settings, tensors=tensors, scenes=scenes)
 
 
-def write_basis_checkpoint(model: Any, path: Path, extra: Optional[Dict[str, Any]] = None) -> Path:
-    """Writes the shared part of a trained model to `path`, replacing it atomically.
+def write_basis_checkpoint(model: Any, path: Path) -> Path:
+    """Writes the shared part of a trained model to `path`, replacing an earlier basis checkpoint atomically (any
+    other existing folder is refused).
 
     Layout: `autoencoder/` (diffusers `save_pretrained`), `basis.safetensors` (basis planes and MLP weights),
     `scenes.safetensors` (micro planes and basis weights of the collection's scenes, so they can be rendered or
-    fine-tuned again), `basis.json` (sizes, normalisation, background latent, encode mode, the collection's scene
-    names). No optimizer state and no absolute paths.
+    fine-tuned again), `basis.json` (`BasisSettings`: sizes, normalisation, background latent, encode mode, the
+    collection's scene names). No optimizer state and no absolute paths.
     """
-    path = Path(path)
     field = model.field
     ae: LatentAutoencoder = model.autoencoder
     planes = field.triplanes
-    settings = {
-        "format": FORMAT,
-        "version": VERSION,
-        "plane_resolution": planes.resolution,
-        "macro_features": int(planes.basis.shape[2]),
-        "num_basis": planes.num_basis,
-        "num_features": planes.num_features,
-        "trained_micro_features": int(planes.micro.shape[2]),
-        "mlp_hidden_width": int(model.config.mlp_hidden_width),
-        "latent_channels": ae.latent_channels,
-        "downsample_factor": ae.downsample_factor,
-        "autoencoder": "identity" if ae.vae is None else AUTOENCODER_DIR,
-        "encode_mode": ae.config.encode_mode,
-        "normalization": ae.normalization,
-        "tanh_scale": ae.norm_scale.tolist(),
-        "tanh_shift": ae.norm_shift.tolist(),
-        "background_latent": ae.background_latent.tolist(),
-        "collection": {"num_scenes": planes.num_scenes, "scene_names": list(model.scene_names)},
-        **(extra or {}),
-    }
+    settings = BasisSettings(
+        plane_resolution=planes.resolution,
+        macro_features=int(planes.basis.shape[2]),
+        num_basis=planes.num_basis,
+        num_features=planes.num_features,
+        trained_micro_features=int(planes.micro.shape[2]),
+        mlp_hidden_width=int(model.config.mlp_hidden_width),
+        latent_channels=ae.latent_channels,
+        downsample_factor=ae.downsample_factor,
+        autoencoder="identity" if ae.vae is None else AUTOENCODER_DIR,
+        encode_mode=ae.config.encode_mode,
+        normalization=ae.normalization,
+        tanh_scale=tuple(ae.norm_scale.tolist()),
+        tanh_shift=tuple(ae.norm_shift.tolist()),
+        background_latent=tuple(ae.background_latent.tolist()),
+        scene_names=tuple(model.scene_names),
+    )
     tensors = {"basis": planes.basis.detach().cpu().contiguous()}
     tensors.update({f"mlp.{k}": v.detach().cpu().contiguous() for k, v in field.mlp.state_dict().items()})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
+    scenes = {"micro": planes.micro.detach().cpu().contiguous(), "weights": planes.weights.detach().cpu().contiguous()}
+    with atomic_directory(Path(path), marker=SETTINGS_FILE) as tmp:
         save_file(tensors, str(tmp / TENSORS_FILE))
-        scenes = {
-            "micro": planes.micro.detach().cpu().contiguous(),
-            "weights": planes.weights.detach().cpu().contiguous(),
-        }
         save_file(scenes, str(tmp / SCENES_FILE))
-        (tmp / SETTINGS_FILE).write_text(json.dumps(settings, indent=2))
+        (tmp / SETTINGS_FILE).write_text(json.dumps(settings.to_json(), indent=2))
         if ae.vae is not None:
             ae.vae.save_pretrained(str(tmp / AUTOENCODER_DIR), safe_serialization=True)
-        old = path.with_name(f".{path.name}.old")
-        if path.exists():
-            os.replace(path, old)
-        os.replace(tmp, path)
-        shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return path
+    return Path(path)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Dict, List, Sequence, Tuple
+from typing import List, Sequence, Tuple
 
 import numpy as np
-import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from latent_triplane_ns.errors import InputError
+from latent_triplane_ns.evaluation import SceneEvaluator
 
 HEADER_HEIGHT = 18
 """Height in pixels of the band above the first row that names the three columns."""
@@ -40,54 +40,26 @@ class SheetRow:
         return f"{self.scene_name}  held-out view {self.image_index}  PSNR {self.psnr:.2f} dB"
 
 
-def pick_views(scene_of_image: Sequence[int], num_scenes: int, views_per_scene: int) -> List[int]:
-    """Indices of the first `views_per_scene` held-out images of each of the first `num_scenes` scenes present.
+def sheet_rows(pipeline, indices: Sequence[int]) -> List[SheetRow]:
+    """Renders held-out views with the pipeline's model and scores them with the model's own metrics (the shared
+    per-scene evaluator, as ns-eval does).
 
     Args:
-        scene_of_image: scene index of every held-out image, in image order.
-        num_scenes: how many scenes (in scene-index order) to take views of.
-        views_per_scene: how many views of each scene.
-
-    Returns:
-        Image indices, grouped by scene in scene order, in image order within a scene.
-    """
-    by_scene: Dict[int, List[int]] = {}
-    for index, scene in enumerate(scene_of_image):
-        by_scene.setdefault(int(scene), []).append(index)
-    scenes = sorted(by_scene)[:num_scenes]
-    return [index for scene in scenes for index in by_scene[scene][:views_per_scene]]
-
-
-@torch.no_grad()
-def render_rows(pipeline, indices: Sequence[int]) -> List[SheetRow]:
-    """Renders held-out views with the pipeline's model and scores them with the model's own metrics.
-
-    Args:
-        pipeline: a loaded latent pipeline (`eval_setup`), whose datamanager has `eval_item`.
+        pipeline: a loaded latent pipeline (`eval_setup`).
         indices: held-out image indices.
     """
-    model = pipeline.model
-    model.eval()
-    names = list(getattr(model, "scene_names", None) or [])
-    rows = []
-    for index in indices:
-        camera, batch = pipeline.datamanager.eval_item(index)
-        outputs = model.get_outputs_for_camera(camera)
-        metrics, _ = model.get_image_metrics_and_images(outputs, batch)
-        scene = int(batch.get("scene_index", 0))
-        gt = batch["image"][..., :3].float().cpu().numpy()
-        render = outputs["rgb"].float().cpu().numpy()
-        height, width = min(gt.shape[0], render.shape[0]), min(gt.shape[1], render.shape[1])
-        rows.append(
-            SheetRow(
-                scene_name=names[scene] if scene < len(names) else f"scene {scene}",
-                image_index=int(index),
-                psnr=float(metrics["psnr"]),
-                ground_truth=gt[:height, :width],
-                render=render[:height, :width],
-            )
+    evaluator = SceneEvaluator(pipeline.model, pipeline.datamanager, indices)
+    names = list(getattr(pipeline.model, "scene_names", None) or [])
+    return [
+        SheetRow(
+            scene_name=names[view.scene] if view.scene < len(names) else f"scene {view.scene}",
+            image_index=view.index,
+            psnr=view.metrics["psnr"],
+            ground_truth=view.ground_truth.float().cpu().numpy(),
+            render=view.render.float().cpu().numpy(),
         )
-    return rows
+        for view in evaluator.views()
+    ]
 
 
 def tile_scale(height: int, width: int) -> int:

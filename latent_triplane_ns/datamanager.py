@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import random
 from copy import deepcopy
 from dataclasses import dataclass, field
@@ -13,6 +11,7 @@ from pathlib import Path
 from typing import Dict, Iterator, List, Tuple, Type
 
 import torch
+from jaxtyping import Float
 from nerfstudio.cameras.cameras import Cameras
 from nerfstudio.cameras.rays import RayBundle
 from nerfstudio.configs.dataparser_configs import AnnotatedDataParserUnion
@@ -24,6 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
+from latent_triplane_ns.atomic import atomic_file, write_json
 from latent_triplane_ns.autoencoder import LatentAutoencoder
 from latent_triplane_ns.dataparsers.procedural import ProceduralCarsDataParserConfig
 from latent_triplane_ns.errors import InputError
@@ -105,8 +105,8 @@ class LatentDataManager(VanillaDataManager[InputDataset]):
             raise RuntimeError("LatentDataManager.set_autoencoder must be called before latents are needed")
         return self._autoencoder[0]
 
-    def load_image(self, dataset: InputDataset, index: int) -> Tensor:
-        """RGB image (H, W, 3) in [0, 1], background composited, cropped to its camera's size."""
+    def load_image(self, dataset: InputDataset, index: int) -> Float[Tensor, "H W 3"]:
+        """RGB image in [0, 1], background composited, cropped to its camera's size."""
         image = dataset.get_image_float32(index)[..., :3]
         height, width = int(dataset.cameras.height[index]), int(dataset.cameras.width[index])
         if image.shape[0] < height or image.shape[1] < width:
@@ -167,8 +167,11 @@ class LatentDataManager(VanillaDataManager[InputDataset]):
         latents = torch.cat(chunks).contiguous()
         if cache_file is not None:
             try:
-                _atomic_save(
-                    cache_file, latents, {"split": split, "num_images": len(dataset), "data": str(self.get_datapath())}
+                # the latents first, their sidecar last: each file is complete or absent
+                atomic_file(cache_file, lambda tmp: save_file({"latents": latents}, str(tmp)))
+                write_json(
+                    cache_file.with_suffix(".json"),
+                    {"split": split, "num_images": len(dataset), "data": str(self.get_datapath())},
                 )
             except OSError as err:
                 CONSOLE.log(f"[yellow]Could not write the latent cache {cache_file} ({err}); continuing without it")
@@ -217,8 +220,8 @@ class LatentDataManager(VanillaDataManager[InputDataset]):
         for name in ("cached_train", "cached_eval"):
             self.__dict__.pop(name, None)
 
-    def random_train_images(self, count: int) -> Tensor:
-        """`count` random training images (count, H, W, 3) of any scenes, for autoencoder training."""
+    def random_train_images(self, count: int) -> Float[Tensor, "count H W 3"]:
+        """`count` random training images of any scenes, for autoencoder training."""
         indices = torch.randint(0, len(self.train_dataset), (count,), generator=self._rng)
         return torch.stack([self.load_image(self.train_dataset, int(i)) for i in indices]).to(self.device)
 
@@ -238,16 +241,20 @@ class LatentDataManager(VanillaDataManager[InputDataset]):
         images = torch.stack([self.load_image(self.train_dataset, int(i)) for i in indices]).to(self.device)
         return ray_bundle, {"image": images, "image_idx": indices}
 
-    def eval_item(self, index: int) -> Tuple[Cameras, Dict]:
-        """Full-resolution camera of held-out image `index` and its batch: RGB `image`, `latent`, `scene_index`."""
+    def eval_view(self, index: int) -> Tuple[Cameras, Dict]:
+        """Full-resolution camera of held-out image `index` and its batch: RGB `image`, `scene_index`, no latent."""
         camera = self.eval_dataset.cameras[index : index + 1].to(self.device)
         batch = {
             "image": self.load_image(self.eval_dataset, index).to(self.device),
-            "latent": self.cached_eval["latents"][index],
-            "scene_index": int(self.cached_eval["scene_index"][index]),
+            "scene_index": int(self.eval_dataset.cameras.metadata["scene_index"].view(-1)[index]),
             "image_idx": index,
         }
         return camera, batch
+
+    def eval_item(self, index: int) -> Tuple[Cameras, Dict]:
+        """`eval_view` and the encoded `latent` (h, w, C) of the image."""
+        camera, batch = self.eval_view(index)
+        return camera, {**batch, "latent": self.cached_eval["latents"][index]}
 
     def next_eval_image(self, step: int) -> Tuple[Cameras, Dict]:
         index = self.eval_unseen_cameras.pop(random.randint(0, len(self.eval_unseen_cameras) - 1))
@@ -285,15 +292,3 @@ def _latent_cameras(cameras: Cameras, factor: int) -> Cameras:
     latent = deepcopy(cameras)
     latent.rescale_output_resolution(1.0 / factor)
     return latent
-
-
-def _atomic_save(path: Path, latents: Tensor, info: Dict) -> None:
-    """Writes the cache file and its sidecar through temporary names, so no partial file is ever read."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    save_file({"latents": latents}, str(tmp))
-    os.replace(tmp, path)
-    sidecar = path.with_suffix(".json")
-    tmp_info = sidecar.with_name(f".{sidecar.name}.{os.getpid()}.tmp")
-    tmp_info.write_text(json.dumps(info, indent=2))
-    os.replace(tmp_info, sidecar)

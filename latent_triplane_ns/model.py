@@ -10,6 +10,7 @@ from typing import Any, Dict, List, Literal, Optional, Tuple, Type
 
 import torch
 import torch.nn.functional as F
+from jaxtyping import Float
 from nerfstudio.cameras.cameras import Cameras
 from nerfstudio.cameras.rays import RayBundle
 from nerfstudio.data.scene_box import SceneBox
@@ -18,10 +19,11 @@ from nerfstudio.model_components.ray_samplers import PDFSampler, UniformSampler
 from nerfstudio.model_components.renderers import AccumulationRenderer, DepthRenderer
 from nerfstudio.models.base_model import Model, ModelConfig
 from nerfstudio.utils import colormaps
+from nerfstudio.utils.rich_utils import CONSOLE
 from nerfstudio.viewer.viewer_elements import ViewerDropdown
 from torch import Tensor
 from torch.nn import Parameter
-from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
+from torchmetrics.image import StructuralSimilarityIndexMeasure
 
 from latent_triplane_ns import basis as basis_io
 from latent_triplane_ns.autoencoder import (
@@ -31,6 +33,7 @@ from latent_triplane_ns.autoencoder import (
     autoencoder_record,
 )
 from latent_triplane_ns.errors import InputError, MissingInputError
+from latent_triplane_ns.evaluation import image_psnr, psnr_from_mse
 from latent_triplane_ns.field import MicroMacroTriplanes, TriplaneField, plane_tv
 from latent_triplane_ns.renderers import LatentRenderer
 
@@ -80,8 +83,8 @@ class LatentTriplaneModelConfig(ModelConfig):
     collider_params: Optional[Dict[str, float]] = field(default_factory=lambda: {"near_plane": 1.0, "far_plane": 4.2})
     """Near and far distances of every ray (the default suits cameras at radius 2.6 around a [-1, 1]^3 object)."""
     restore: Optional[Dict[str, Any]] = None
-    """Written into the run's config.yml when training starts, not set by hand: the autoencoder's architecture and
-    settings. When the basis checkpoint or the autoencoder folder has since moved or been deleted, ns-viewer,
+    """Written into the run's config.yml when training starts (by `LatentTrainer.setup`), not set by hand: the
+    autoencoder's architecture and settings. When the basis checkpoint or the autoencoder folder has since moved or been deleted, ns-viewer,
     ns-render and ns-eval rebuild the model from it and take every weight from the run's nerfstudio checkpoint."""
 
 
@@ -123,7 +126,9 @@ class LatentTriplaneModel(Model):
             triplanes, self.autoencoder.latent_channels, config.mlp_hidden_width, config.mlp_implementation
         )
         if loaded is not None:
-            loaded.load_into(self.field, self.scene_names if config.load_basis_scenes else [])
+            started = loaded.load_into(self.field, self.scene_names if config.load_basis_scenes else [])
+            if config.load_basis_scenes:
+                CONSOLE.log(f"{len(started)} of {num_scenes} scenes start from the planes stored in the basis")
         shared = config.shared_training
         self.train_shared = shared == "train" or (shared == "auto" and config.basis_checkpoint is None)
         if not self.train_shared:  # frozen: no gradients computed for them at all
@@ -134,7 +139,6 @@ class LatentTriplaneModel(Model):
         self.renderer_latent = LatentRenderer()
         self.renderer_accumulation = AccumulationRenderer()
         self.renderer_depth = DepthRenderer(method="expected")
-        self.psnr = PeakSignalNoiseRatio(data_range=1.0)
         self.ssim = StructuralSimilarityIndexMeasure(data_range=1.0)
         self._lpips: list = []  # built lazily, unregistered, only when its weights are local
         self.viewer_scene: Optional[int] = None
@@ -242,7 +246,7 @@ class LatentTriplaneModel(Model):
 
     def get_metrics_dict(self, outputs, batch) -> Dict[str, Tensor]:
         mse = F.mse_loss(outputs["latent"], batch["latent"].to(outputs["latent"]))
-        return {"latent_psnr": -10.0 * torch.log10(mse.detach().clamp_min(1e-10))}
+        return {"latent_psnr": psnr_from_mse(mse.detach())}
 
     def get_loss_dict(self, outputs, batch, metrics_dict=None) -> Dict[str, Tensor]:
         latent_loss = F.mse_loss(outputs["latent"], batch["latent"].to(outputs["latent"]))
@@ -274,6 +278,22 @@ class LatentTriplaneModel(Model):
         ]
 
     @torch.no_grad()
+    def render_latent_image(self, camera: Cameras, obb_box=None) -> Dict[str, Tensor]:
+        """Renders a camera's latent image at 1/f resolution (f the AE's downsampling): `latent` (h, w, C), `depth`
+        and `accumulation` (h, w, 1), with h = ceil(H/f) and w = ceil(W/f)."""
+        latent_camera = deepcopy(camera)
+        latent_camera.rescale_output_resolution(1.0 / self.autoencoder.downsample_factor, scale_rounding_mode="ceil")
+        ray_bundle = latent_camera.generate_rays(camera_indices=0, keep_shape=True, obb_box=obb_box)
+        if camera.metadata is None or "scene_index" not in camera.metadata:
+            ray_bundle.metadata.pop("scene_index", None)
+        return self.get_outputs_for_camera_ray_bundle(ray_bundle)
+
+    @torch.no_grad()
+    def decode_latent_image(self, latent: Float[Tensor, "h w C"], height: int, width: int) -> Float[Tensor, "H W 3"]:
+        """Decodes a latent image with the autoencoder and crops the RGB image at the top-left to H x W."""
+        return self.autoencoder.decode(latent.permute(2, 0, 1)[None])[0].permute(1, 2, 0)[:height, :width]
+
+    @torch.no_grad()
     def get_outputs_for_camera(self, camera: Cameras, obb_box=None) -> Dict[str, Tensor]:
         """Renders the latent image at 1/f resolution (f the AE's downsampling) and decodes it to full resolution.
 
@@ -282,14 +302,9 @@ class LatentTriplaneModel(Model):
         """
         height, width = int(camera.height[0]), int(camera.width[0])
         factor = self.autoencoder.downsample_factor
-        latent_camera = deepcopy(camera)
-        latent_camera.rescale_output_resolution(1.0 / factor, scale_rounding_mode="ceil")
-        ray_bundle = latent_camera.generate_rays(camera_indices=0, keep_shape=True, obb_box=obb_box)
-        if camera.metadata is None or "scene_index" not in camera.metadata:
-            ray_bundle.metadata.pop("scene_index", None)
-        outputs = self.get_outputs_for_camera_ray_bundle(ray_bundle)
-        latent = outputs["latent"]  # h w C
-        rgb = self.autoencoder.decode(latent.permute(2, 0, 1)[None])[0].permute(1, 2, 0)[:height, :width]
+        outputs = self.render_latent_image(camera, obb_box)
+        latent = outputs["latent"]
+        rgb = self.decode_latent_image(latent, height, width)
 
         def upsample(image: Tensor) -> Tensor:
             up = image.repeat_interleave(factor, dim=0).repeat_interleave(factor, dim=1)
@@ -315,33 +330,43 @@ class LatentTriplaneModel(Model):
             self._lpips.append(LearnedPerceptualImagePatchSimilarity(normalize=True).to(self.device))
         return self._lpips[0]
 
+    @staticmethod
+    def cropped_pair(
+        render: Float[Tensor, "H W 3"], image: Float[Tensor, "H2 W2 C"]
+    ) -> Tuple[Float[Tensor, "h w 3"], Float[Tensor, "h w 3"]]:
+        """A decoded render and its ground truth (RGB), both cropped to the size they share."""
+        image = image.to(render.device)[..., :3]
+        height, width = min(image.shape[0], render.shape[0]), min(image.shape[1], render.shape[1])
+        return render[:height, :width], image[:height, :width]
+
+    def rgb_metrics(
+        self, pred: Float[Tensor, "H W 3"], gt: Float[Tensor, "H W 3"], lpips: bool = False
+    ) -> Dict[str, float]:
+        """PSNR and SSIM of a decoded render against its ground truth (and LPIPS, when asked and its weights are
+        local)."""
+        pred_chw, gt_chw = pred.permute(2, 0, 1)[None], gt.permute(2, 0, 1)[None]
+        metrics = {"psnr": image_psnr(pred, gt), "ssim": float(self.ssim(pred_chw, gt_chw))}
+        metric = self._lpips_metric() if lpips else None
+        if metric is not None:
+            metrics["lpips"] = float(metric(pred_chw, gt_chw))
+        return metrics
+
     def get_image_metrics_and_images(
         self, outputs: Dict[str, Tensor], batch: Dict[str, Tensor]
     ) -> Tuple[Dict[str, float], Dict[str, Tensor]]:
         """RGB PSNR/SSIM (and LPIPS when its weights are local) of the decoded render, the latent PSNR, and the
         autoencoder's own reconstruction PSNR on the same view: the ceiling of a latent method."""
-        gt = batch["image"].to(self.device)[..., :3]
-        pred = outputs["rgb"]
-        height, width = min(gt.shape[0], pred.shape[0]), min(gt.shape[1], pred.shape[1])
-        gt, pred = gt[:height, :width], pred[:height, :width]
-        gt_chw, pred_chw = gt.permute(2, 0, 1)[None], pred.permute(2, 0, 1)[None]
-        metrics = {
-            "psnr": float(self.psnr(pred_chw, gt_chw)),
-            "ssim": float(self.ssim(pred_chw, gt_chw)),
-        }
-        lpips = self._lpips_metric()
-        if lpips is not None:
-            metrics["lpips"] = float(lpips(pred_chw, gt_chw))
+        pred, gt = self.cropped_pair(outputs["rgb"], batch["image"])
+        height, width = gt.shape[:2]
+        metrics = self.rgb_metrics(pred, gt, lpips=True)
         images = {"img": torch.cat([gt, pred], dim=1)}
         if "latent" in batch:
             target = batch["latent"].to(self.device)
             rendered = self.last_latent_image
             if rendered is not None and rendered.shape == target.shape:
-                metrics["latent_psnr"] = float(
-                    self.psnr(rendered.permute(2, 0, 1)[None], target.permute(2, 0, 1)[None])
-                )
+                metrics["latent_psnr"] = image_psnr(rendered, target)
             recon = self.autoencoder.decode(target.permute(2, 0, 1)[None])[0].permute(1, 2, 0)[:height, :width]
-            metrics["ae_psnr"] = float(self.psnr(recon.permute(2, 0, 1)[None], gt_chw))
+            metrics["ae_psnr"] = image_psnr(recon, gt)
             images["ae_reconstruction"] = recon
         images["depth"] = colormaps.apply_depth_colormap(outputs["depth"], accumulation=outputs["accumulation"])
         images["accumulation"] = colormaps.apply_colormap(outputs["accumulation"])

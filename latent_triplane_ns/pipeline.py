@@ -1,22 +1,22 @@
-"""Pipeline that hands the model's autoencoder to the datamanager and reports evaluation per scene."""
+"""Pipelines: the autoencoder handed to the datamanager, evaluation per scene, and stage 1's phases."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from time import perf_counter
 from typing import Dict, List, Optional, Type
 
 import torch
 import torchvision.utils as vutils
-import yaml
-from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes
+from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes, TrainingCallbackLocation
 from nerfstudio.pipelines.base_pipeline import VanillaPipeline, VanillaPipelineConfig
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from latent_triplane_ns.ae_model import LatentTriplaneAEModel, LatentTriplaneAEModelConfig
+from latent_triplane_ns import basis as basis_io
+from latent_triplane_ns.ae_model import LatentTriplaneAEModel, LatentTriplaneAEModelConfig, Phase
+from latent_triplane_ns.ae_training import RECIPE_RANGE, latent_statistics
 from latent_triplane_ns.datamanager import LatentDataManagerConfig
+from latent_triplane_ns.evaluation import Evaluation, SceneEvaluator, psnr_from_mse
 from latent_triplane_ns.model import LatentTriplaneModelConfig
 
 
@@ -40,17 +40,6 @@ class LatentPipeline(VanillaPipeline):
         super().__init__(config, device, *args, grad_scaler=grad_scaler, **kwargs)
         self.datamanager.set_autoencoder(self.model.autoencoder)
 
-    def get_training_callbacks(
-        self, training_callback_attributes: TrainingCallbackAttributes
-    ) -> List[TrainingCallback]:
-        trainer = training_callback_attributes.trainer
-        if trainer is not None:
-            # The run's config.yml gains what rebuilds the model if its basis checkpoint or autoencoder folder moves
-            # later (the model's `restore`); ns-train wrote config.yml before the model existed.
-            self.model.config.restore = self.model.restore_record()
-            (Path(trainer.base_dir) / "config.yml").write_text(yaml.dump(trainer.config), "utf8")
-        return super().get_training_callbacks(training_callback_attributes)
-
     def get_train_loss_dict(self, step: int):
         self.model.check_weights_loaded()  # before any image is encoded with an autoencoder still to be loaded
         return super().get_train_loss_dict(step)
@@ -64,12 +53,13 @@ class LatentPipeline(VanillaPipeline):
         output_path: Optional[Path] = None,
         get_std: bool = False,
     ) -> Dict[str, float]:
-        """Mean of every metric over all images, the same per scene (`psnr/<scene>`), and render timings."""
-        self.eval()
-        per_image: List[Dict[str, float]] = []
-        per_scene: Dict[int, List[Dict[str, float]]] = defaultdict(list)
+        """Every metric averaged over the scenes (each scene weighs the same), the same per scene
+        (`psnr/<scene>`, `ssim/<scene>`, `ae_psnr/<scene>`), and render timings. `data_loader` is the
+        datamanager's held-out set (`fixed_indices_eval_dataloader`): every held-out view is evaluated."""
+        evaluator = SceneEvaluator(self.model, self.datamanager, indices=range(len(data_loader)))
         if output_path is not None:
             output_path.mkdir(exist_ok=True, parents=True)
+        views = []
         with Progress(
             TextColumn("[green]Evaluating held-out images"),
             BarColumn(),
@@ -77,35 +67,27 @@ class LatentPipeline(VanillaPipeline):
             TimeRemainingColumn(),
             transient=True,
         ) as progress:
-            task = progress.add_task("eval", total=len(data_loader))
-            for idx, (camera, batch) in enumerate(data_loader):
-                start = perf_counter()
-                outputs = self.model.get_outputs_for_camera(camera=camera)
-                seconds = perf_counter() - start
-                metrics, images = self.model.get_image_metrics_and_images(outputs, batch)
-                metrics["fps"] = 1.0 / seconds
-                metrics["num_rays_per_sec"] = float(camera.height * camera.width) / seconds
+            task = progress.add_task("eval", total=len(evaluator))
+            for view in evaluator.views():
+                view.metrics["fps"] = 1.0 / view.seconds
+                view.metrics["num_rays_per_sec"] = float(view.ground_truth.shape[0] * view.ground_truth.shape[1])
+                view.metrics["num_rays_per_sec"] /= view.seconds
                 if output_path is not None:
-                    for key, image in images.items():
-                        vutils.save_image(
-                            image.permute(2, 0, 1).cpu(), output_path / f"{image_prefix}_{key}_{idx:04d}.png"
-                        )
-                per_image.append(metrics)
-                per_scene[int(batch.get("scene_index", 0))].append(metrics)
+                    for key, image in view.images.items():
+                        name = f"{image_prefix}_{key}_{view.index:04d}.png"
+                        vutils.save_image(image.permute(2, 0, 1).cpu(), output_path / name)
+                views.append(view)
                 progress.advance(task)
-        self.train()
-        result: Dict[str, float] = {}
-        for key in per_image[0]:
-            values = torch.tensor([m[key] for m in per_image])
-            result[key] = float(values.mean())
-            if get_std:
+        evaluation = Evaluation(views, list(self.model.scene_names))
+        result = evaluation.means()
+        if get_std:
+            for key in list(result):
+                values = torch.tensor([v.metrics[key] for v in views])
                 result[f"{key}_std"] = float(values.std()) if len(values) > 1 else 0.0
-        names = getattr(self.model, "scene_names", None) or []
-        for scene, metrics in sorted(per_scene.items()):
-            name = names[scene] if scene < len(names) else str(scene)
+        for name, metrics in evaluation.per_scene().items():
             for key in ("psnr", "ssim", "ae_psnr"):
-                if key in metrics[0]:
-                    result[f"{key}/{name}"] = float(sum(m[key] for m in metrics) / len(metrics))
+                if key in metrics:
+                    result[f"{key}/{name}"] = metrics[key]
         return result
 
 
@@ -119,29 +101,89 @@ class LatentAEPipelineConfig(LatentPipelineConfig):
 
 
 class LatentAEPipeline(LatentPipeline):
-    """Serves the batch of the phase: RGB images (AE warm-up), latent-pixel rays (fit), whole views (joint)."""
+    """Owns stage 1's phases: AE warm-up (RGB images), fit (latent-pixel rays, AE frozen), joint (whole views).
+
+    At each phase change it flips what trains, sets the latent normalisation from the warmed-up encoder, forgets
+    latents of an encoder that moved, scales the learning rates of the joint phase, and serves the phase's batch;
+    the model supplies each phase's losses.
+    """
 
     config: LatentAEPipelineConfig
     model: LatentTriplaneAEModel
 
+    def __init__(self, config: LatentAEPipelineConfig, device: str, *args, **kwargs):
+        super().__init__(config, device, *args, **kwargs)
+        model_config = self.config.model
+        self.warmup_steps = model_config.ae_warmup_steps if model_config.autoencoder.source == "compact" else 0
+        """Steps of the warm-up: only a compact autoencoder trained from scratch has one."""
+        self.phase: Optional[Phase] = None
+        """The phase of the last step (None before the first)."""
+
+    def phase_at(self, step: int) -> Phase:
+        if step < self.warmup_steps:
+            return "warmup"
+        if step < self.warmup_steps + self.config.model.fit_steps:
+            return "fit"
+        return "joint"
+
+    def get_training_callbacks(
+        self, training_callback_attributes: TrainingCallbackAttributes
+    ) -> List[TrainingCallback]:
+        optimizers = training_callback_attributes.optimizers
+        trainer = training_callback_attributes.trainer
+
+        def switch(step: int) -> None:
+            phase = self.phase_at(step)
+            if phase == self.phase:
+                return
+            if phase == "fit" and step == self.warmup_steps and self.warmup_steps > 0:
+                self.normalise_latents()
+            if phase == "joint" and step == self.warmup_steps + self.config.model.fit_steps and trainer is not None:
+                # The basis as it stands with the autoencoder frozen throughout: what the joint phase improves on.
+                basis_io.write_basis_checkpoint(self.model, Path(trainer.base_dir) / "basis_before_joint")
+            self.model.set_trainable(phase)
+            self.phase = phase
+            self.datamanager.invalidate_latents()
+            if optimizers is not None:
+                for name, optimizer in optimizers.optimizers.items():
+                    scale = self.config.model.joint_lr_scale.get(name, 1.0) if phase == "joint" else 1.0
+                    for group in optimizer.param_groups:
+                        group["lr"] = optimizers.config[name]["optimizer"].lr * scale
+
+        callbacks = super().get_training_callbacks(training_callback_attributes)
+        return [TrainingCallback([TrainingCallbackLocation.BEFORE_TRAIN_ITERATION], switch), *callbacks]
+
+    @torch.no_grad()
+    def normalise_latents(self, max_images: int = 256) -> None:
+        """Sets the tanh normalisation from the warmed-up encoder's latents of (up to `max_images`, evenly spread)
+        training images."""
+        dataset = self.datamanager.train_dataset
+        count = min(max_images, len(dataset))
+        step = max(1, len(dataset) // count)
+        images = torch.stack([self.datamanager.load_image(dataset, i) for i in range(0, step * count, step)])
+        ae = self.model.autoencoder
+        stats = latent_statistics(ae.vae, images.permute(0, 3, 1, 2).to(self.device))
+        ae.set_statistics(torch.tensor(stats["shift"]).to(self.device), torch.tensor(stats["scale"]).to(self.device))
+
     def get_train_loss_dict(self, step: int):
-        phase = self.model.phase_at(step)
-        datamanager = self.datamanager
+        phase = self.phase_at(step)
         if phase == "fit":
             return super().get_train_loss_dict(step)
         if phase == "warmup":
-            loss_dict = self.model.warmup_loss_dict(datamanager.random_train_images(self.config.model.ae_batch_size))
-            metrics = {"ae_train_psnr": -10.0 * torch.log10(loss_dict["ae_loss"].detach().clamp_min(1e-10))}
+            loss_dict = self.model.warmup_loss_dict(
+                self.datamanager.random_train_images(self.config.model.ae_batch_size)
+            )
+            metrics = {"ae_train_psnr": psnr_from_mse(loss_dict["ae_loss"].detach(), RECIPE_RANGE)}
             return {}, loss_dict, metrics
-        ray_bundle, batch = datamanager.next_train_views(self.config.model.views_per_step)
+        ray_bundle, batch = self.datamanager.next_train_views(self.config.model.views_per_step)
         outputs = self.model(ray_bundle)
         loss_dict = self.model.joint_loss_dict(outputs, batch)
-        metrics = {"enc_psnr": -10.0 * torch.log10(loss_dict["enc_loss"].detach().clamp_min(1e-10))}
+        metrics = {"enc_psnr": psnr_from_mse(loss_dict["enc_loss"].detach() / self.config.model.enc_loss_mult)}
         return outputs, loss_dict, metrics
 
     def _fresh_eval_latents(self) -> None:
         # The encoder moves during the AE phases: evaluation must compare against its current latents.
-        if self.model.phase in ("warmup", "joint"):
+        if self.phase in ("warmup", "joint"):
             self.datamanager.invalidate_latents()
 
     def get_eval_loss_dict(self, step: int):

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import secrets
-import shutil
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Literal, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Literal, Sequence, Tuple
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from latent_triplane_ns.atomic import atomic_directory, write_json
 from latent_triplane_ns.errors import InputError
 
 SceneFormat = Literal["blender", "srn"]
@@ -82,38 +79,6 @@ class SceneSplit:
 def scene_name(index: int) -> str:
     """Folder name of generated scene ``index``; zero-padded so that name order is index order."""
     return f"scene_{index:05d}"
-
-
-def write_json(path: Path, data: Any) -> None:
-    """Writes JSON atomically (temporary sibling file, then rename). Floats keep full precision."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
-
-
-@contextmanager
-def atomic_directory(final: Path) -> Iterator[Path]:
-    """Yields a fresh hidden sibling folder to fill; on success it replaces ``final`` by a rename.
-
-    A reader therefore sees either no folder, the previous complete folder, or the new complete one; never a partial
-    one. On error the temporary folder is removed. A folder left over by a killed process is named
-    ``.<name>.tmp-...`` and, being hidden, is never taken for a scene.
-    """
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
-    tmp.mkdir()
-    try:
-        yield tmp
-        if final.exists():
-            old = final.with_name(f".{final.name}.old-{os.getpid()}-{secrets.token_hex(4)}")
-            os.replace(final, old)
-            os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def write_png(path: Path, image: np.ndarray) -> None:

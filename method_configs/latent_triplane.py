@@ -15,6 +15,7 @@ from latent_triplane_ns.ffmpeg import ensure_ffmpeg
 from latent_triplane_ns.model import LatentTriplaneModelConfig
 from latent_triplane_ns.optimizers import PlainFloatExponentialDecaySchedulerConfig, SceneSparseAdamOptimizerConfig
 from latent_triplane_ns.pipeline import LatentPipelineConfig
+from latent_triplane_ns.trainer import LatentTrainer
 
 # Every ns-* command loads these presets through the entry points: `ns-render` then finds an ffmpeg even on a
 # machine without a system one.
@@ -52,6 +53,7 @@ def _optimizers(lr: float, max_steps: int) -> Dict[str, Dict]:
 
 def _trainer(method_name: str, pipeline: LatentPipelineConfig, max_steps: int, lr: float) -> TrainerConfig:
     return TrainerConfig(
+        _target=LatentTrainer,
         method_name=method_name,
         steps_per_eval_batch=500,
         steps_per_eval_image=500,

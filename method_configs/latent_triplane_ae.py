@@ -11,6 +11,7 @@ from latent_triplane_ns.ae_model import LatentTriplaneAEModelConfig
 from latent_triplane_ns.datamanager import LatentDataManagerConfig
 from latent_triplane_ns.optimizers import SceneSparseAdamOptimizerConfig
 from latent_triplane_ns.pipeline import LatentAEPipelineConfig
+from latent_triplane_ns.trainer import LatentTrainer
 from method_configs.latent_triplane import CPU_FIELD
 
 
@@ -26,6 +27,7 @@ def _ae_trainer(method_name: str, model: LatentTriplaneAEModelConfig, rays: int,
         "decoder": {"optimizer": AdamOptimizerConfig(lr=2e-3), "scheduler": None},
     }
     return TrainerConfig(
+        _target=LatentTrainer,
         method_name=method_name,
         steps_per_eval_batch=500,
         steps_per_eval_image=500,

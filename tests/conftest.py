@@ -14,8 +14,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ["OMP_NUM_THREADS"] = "1"
 torch.set_num_threads(1)
 
-TINY_AE = dict(source="compact", block_out_channels=(8, 8, 8, 8), latent_channels=4)
-"""An 8x-downsampling AutoencoderKL small enough to encode in milliseconds."""
+TINY_ARCHITECTURE = dict(block_out_channels=(8, 8, 8, 8), latent_channels=4)
+"""An 8x-downsampling compact AutoencoderKL small enough to encode in milliseconds."""
+
+
+def tiny_autoencoder_config(**architecture):
+    """A 'compact' AutoencoderConfig of the tiny architecture (entries of `architecture` override it)."""
+    from latent_triplane_ns.autoencoder import AutoencoderConfig, CompactAEConfig
+
+    return AutoencoderConfig(source="compact", compact=CompactAEConfig(**{**TINY_ARCHITECTURE, **architecture}))
 
 
 @pytest.fixture(scope="session")
@@ -34,7 +41,6 @@ def reduced_config(method: str, data: Path, output_dir: Path, steps: int = 40, s
     """A registered method's TrainerConfig made cheap: CPU, tiny planes and AE, few rays and samples."""
     from nerfstudio.configs.method_configs import all_methods
 
-    from latent_triplane_ns.autoencoder import AutoencoderConfig
     from latent_triplane_ns.dataparsers.collection import SceneCollectionDataParserConfig
 
     config = copy.deepcopy(all_methods[method])
@@ -56,7 +62,7 @@ def reduced_config(method: str, data: Path, output_dir: Path, steps: int = 40, s
     datamanager.eval_num_rays_per_batch = 256
     m = config.pipeline.model
     if m.autoencoder.source != "identity":
-        m.autoencoder = AutoencoderConfig(**TINY_AE)
+        m.autoencoder = tiny_autoencoder_config()
     m.plane_resolution = 16
     m.num_coarse_samples = 16
     m.num_importance_samples = 16

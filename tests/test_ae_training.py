@@ -7,11 +7,40 @@ import json
 import pytest
 import torch
 
-from latent_triplane_ns.ae_training import AETrainingConfig, reconstruction_psnr, train_autoencoder
-from latent_triplane_ns.autoencoder import LATENT_STATS_FILE, AutoencoderConfig, LatentAutoencoder, build_compact_vae
-from latent_triplane_ns.scripts.train_ae import TrainAutoencoder, load_collection_images
+from latent_triplane_ns.ae_training import (
+    TRAINING_LOG_FILE,
+    AETrainingConfig,
+    autoencoder_losses,
+    load_collection_images,
+    reconstruction_psnr,
+    train_autoencoder,
+)
+from latent_triplane_ns.atomic import NotOurFolderError
+from latent_triplane_ns.autoencoder import LATENT_STATS_FILE, AutoencoderConfig, CompactAEConfig, LatentAutoencoder
+from latent_triplane_ns.scripts.train_ae import TrainAutoencoder
 
-TINY = dict(block_out_channels=(8, 8, 8, 8), latent_channels=4)
+TINY = CompactAEConfig(block_out_channels=(8, 8, 8, 8), latent_channels=4)
+
+
+def held_out_psnr_by_hand(vae, images) -> float:
+    """Mean over images of 10 log10(1 / MSE) of D(mean E(x)) on [0, 1], computed without the package's helpers."""
+    with torch.no_grad():
+        recon = (vae.decode(vae.encode(images * 2 - 1).latent_dist.mean).sample.clamp(-1, 1) + 1) / 2
+    mse = ((recon - images) ** 2).mean(dim=(1, 2, 3))
+    return float((10 * torch.log10(1 / mse)).mean())
+
+
+def test_recipe_is_the_mse_on_the_minus_one_to_one_scale():
+    torch.manual_seed(0)
+    vae = TINY.build()
+    images = torch.rand(2, 3, 16, 16)
+    torch.manual_seed(5)
+    mse, kl = autoencoder_losses(vae, images)
+    torch.manual_seed(5)
+    posterior = vae.encode(images * 2 - 1).latent_dist
+    recon = vae.decode(posterior.sample()).sample
+    assert float(mse) == pytest.approx(float(((recon - (images * 2 - 1)) ** 2).mean()), rel=1e-6)
+    assert float(kl) == pytest.approx(float(posterior.kl().mean()), rel=1e-6)
 
 
 def test_training_raises_held_out_psnr_and_keeps_the_best(tiny_collection):
@@ -19,27 +48,47 @@ def test_training_raises_held_out_psnr_and_keeps_the_best(tiny_collection):
     held_out = load_collection_images(tiny_collection, "test")
     assert train.shape == (24, 3, 32, 32) and held_out.shape == (8, 3, 32, 32)
     torch.manual_seed(0)
-    before = reconstruction_psnr(build_compact_vae(TINY["block_out_channels"], 4, 1), held_out)
-    config = AETrainingConfig(**TINY, max_steps=60, eval_every_seconds=0.0, lr=5e-3, precision="fp32")
+    before = held_out_psnr_by_hand(TINY.build(), held_out)
+    config = AETrainingConfig(architecture=TINY, max_steps=60, eval_every_seconds=0.0, lr=5e-3, precision="fp32")
     vae, result = train_autoencoder(config, train, held_out)
     assert result.steps == 60 and len(result.curve) == 60
-    assert result.eval_psnr > before + 3
-    assert result.eval_psnr == reconstruction_psnr(vae, held_out)
+    after = held_out_psnr_by_hand(vae, held_out)
+    assert after > before + 3
+    assert result.eval_psnr == pytest.approx(after, abs=1e-3)
     # the best measured weights are the ones kept (the progress subset is all 8 held-out images here)
-    assert max(c["eval_psnr"] for c in result.curve) == pytest.approx(result.eval_psnr, abs=1e-3)
+    assert max(c["eval_psnr"] for c in result.curve) == pytest.approx(after, abs=1e-3)
     assert not any(p.requires_grad for p in vae.parameters())
+    assert reconstruction_psnr(vae, held_out[:1]) == pytest.approx(held_out_psnr_by_hand(vae, held_out[:1]), abs=1e-3)
 
 
 def test_cli_writes_a_loadable_autoencoder_with_its_statistics(tiny_collection, tmp_path):
     out = tmp_path / "ae"
     TrainAutoencoder(
-        data=tiny_collection, output_dir=out, training=AETrainingConfig(**TINY, max_steps=5), device="cpu"
+        data=tiny_collection, output_dir=out, training=AETrainingConfig(architecture=TINY, max_steps=5), device="cpu"
     ).main()
     stats = json.loads((out / LATENT_STATS_FILE).read_text())
-    log = json.loads((out / "ltn_ae_training.json").read_text())
+    log = json.loads((out / TRAINING_LOG_FILE).read_text())
     assert log["steps"] == 5 and log["num_train_images"] == 24 and log["curve"]
     ae = LatentAutoencoder(AutoencoderConfig(source="pretrained", pretrained_path=out))
     assert ae.norm_shift.tolist() == stats["shift"] and ae.norm_scale.tolist() == stats["scale"]
     latents = ae.encode(load_collection_images(tiny_collection, "train")[:4])
     # one standard deviation maps to tanh(0.5): the normalised latents spread around 0.5 without saturating
     assert 0.3 < float(latents.mean()) < 0.7 and 0.05 < float(latents.std()) < 0.35
+
+
+def test_cli_replaces_its_own_folder_but_never_someone_elses(tiny_collection, tmp_path):
+    training = AETrainingConfig(architecture=TINY, max_steps=2)
+    out = tmp_path / "ae"
+    TrainAutoencoder(data=tiny_collection, output_dir=out, training=training, device="cpu").main()
+    first = (out / "diffusion_pytorch_model.safetensors").read_bytes()
+    training.seed = 1
+    TrainAutoencoder(data=tiny_collection, output_dir=out, training=training, device="cpu").main()
+    assert (out / "diffusion_pytorch_model.safetensors").read_bytes() != first  # an earlier autoencoder: replaced
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ae"]  # no temporary or old folder left beside it
+
+    theirs = tmp_path / "outputs"
+    (theirs / "run").mkdir(parents=True)
+    (theirs / "run" / "notes.txt").write_text("keep me")
+    with pytest.raises(NotOurFolderError, match="refusing to replace it"):
+        TrainAutoencoder(data=tiny_collection, output_dir=theirs, training=training, device="cpu").main()
+    assert (theirs / "run" / "notes.txt").read_text() == "keep me"

@@ -9,25 +9,26 @@ from latent_triplane_ns.autoencoder import (
     LATENT_STATS_FILE,
     AutoencoderConfig,
     AutoencoderError,
+    CompactAEConfig,
     LatentAutoencoder,
 )
-
-TINY = dict(source="compact", block_out_channels=(8, 8), latent_channels=4)
 
 
 def tiny_ae(**kwargs):
     torch.manual_seed(0)
-    return LatentAutoencoder(AutoencoderConfig(**{**TINY, **kwargs}))
+    compact = CompactAEConfig(block_out_channels=(8, 8), latent_channels=4)
+    return LatentAutoencoder(AutoencoderConfig(source="compact", compact=compact, **kwargs))
 
 
 def test_tanh_normalisation_by_hand_and_round_trip():
     ae = tiny_ae(tanh_scale=(0.5,), tanh_shift=(1.0,))
-    z = torch.tensor([1.0, 3.0, -1.0, 1.0]).view(1, 4, 1, 1)
+    z = torch.tensor([1.0, 3.0, -1.0, 5.0]).view(1, 4, 1, 1)
     y = ae.normalize(z)
-    expected = 0.5 * (torch.tanh(0.5 * (z - 1.0)) + 1)
-    assert torch.allclose(y, expected)
-    assert y[0, 0, 0, 0] == 0.5
+    # 0.5 (tanh(0.5 (z - 1)) + 1): tanh(0) = 0, tanh(1) = 0.76159416, tanh(-1) = -0.76159416, tanh(2) = 0.96402758
+    assert y.view(-1).tolist() == pytest.approx([0.5, 0.88079708, 0.11920292, 0.98201379], abs=1e-7)
     assert torch.allclose(ae.denormalize(y), z, atol=1e-4)
+    # the clip of the inverse: a saturated value maps back to the largest recoverable latent, 1 + atanh(1 - 1e-4) / 0.5
+    assert float(ae.denormalize(torch.ones(1, 4, 1, 1))[0, 0]) == pytest.approx(1.0 + 9.903438, abs=1e-3)
 
 
 def test_compact_shapes_and_ranges():

@@ -18,7 +18,6 @@ from latent_triplane_ns.contact_sheet import (
     HEADER_HEIGHT,
     SheetRow,
     compose_sheet,
-    pick_views,
     sheet_size,
     tile_scale,
 )
@@ -33,11 +32,6 @@ def run_config(tiny_collection, tmp_path_factory) -> Path:
     config.pipeline.datamanager.cache_latents_on_disk = False  # the collection is shared with other test modules
     trainer = run_training(config)
     return trainer.base_dir / "config.yml"
-
-
-def test_pick_views_takes_the_first_views_of_the_first_scenes():
-    assert pick_views([0, 0, 0, 1, 1, 2, 2], num_scenes=2, views_per_scene=2) == [0, 1, 3, 4]
-    assert pick_views([1, 0, 1, 0], num_scenes=5, views_per_scene=1) == [1, 0]
 
 
 def test_compose_sheet_layout_and_error_column():

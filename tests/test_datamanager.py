@@ -8,9 +8,9 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_AE
+from conftest import tiny_autoencoder_config
 
-from latent_triplane_ns.autoencoder import AutoencoderConfig, LatentAutoencoder
+from latent_triplane_ns.autoencoder import LatentAutoencoder
 from latent_triplane_ns.datamanager import CACHE_DIRNAME, LatentDataManagerConfig
 from latent_triplane_ns.dataparsers.collection import SceneCollectionDataParserConfig
 
@@ -24,7 +24,7 @@ def make_datamanager(data, **config):
 
 def tiny_ae(seed=0):
     torch.manual_seed(seed)
-    return LatentAutoencoder(AutoencoderConfig(**TINY_AE))
+    return LatentAutoencoder(tiny_autoencoder_config())
 
 
 @pytest.fixture
@@ -114,6 +114,6 @@ def test_odd_image_sizes_are_cropped_or_refused(collection, tmp_path):
     assert batch["image"].shape == (32, 32, 3) and int(camera.height) == 32
     with pytest.raises(ValueError, match="r_0.png: image size 36x36 is not a multiple"):
         make_datamanager(odd, crop_to_autoencoder=False).set_autoencoder(tiny_ae())
-    ae64 = LatentAutoencoder(AutoencoderConfig(**{**TINY_AE, "block_out_channels": (8,) * 7}))
+    ae64 = LatentAutoencoder(tiny_autoencoder_config(block_out_channels=(8,) * 7))
     with pytest.raises(ValueError, match="smaller than the autoencoder's factor 64"):
         make_datamanager(collection).set_autoencoder(ae64)

@@ -91,7 +91,7 @@ def test_new_scenes_against_a_frozen_basis(trained, tiny_collection, tmp_path):
     trainer, _, _ = trained
     basis_dir = trainer.base_dir / "basis"
     basis = read_basis_checkpoint(basis_dir)
-    assert basis.settings["collection"]["scene_names"] == ["scene_00000", "scene_00001"]
+    assert basis.settings.scene_names == ("scene_00000", "scene_00001")
     config = reduced_config(
         "latent-triplane-small", tiny_collection, tmp_path, steps=20, scene_range=(2, 4), basis_checkpoint=basis_dir
     )

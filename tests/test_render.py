@@ -19,10 +19,10 @@ import imageio_ffmpeg
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_AE, reduced_config, run_training
+from conftest import reduced_config, run_training, tiny_autoencoder_config
 from PIL import Image
 
-from latent_triplane_ns.autoencoder import AutoencoderConfig, AutoencoderError, build_compact_vae
+from latent_triplane_ns.autoencoder import AutoencoderConfig, AutoencoderError
 from latent_triplane_ns.datamanager import CACHE_DIRNAME
 from latent_triplane_ns.ffmpeg import ensure_ffmpeg
 from latent_triplane_ns.procedural import look_at_poses
@@ -99,7 +99,7 @@ def runs(tiny_collection, tmp_path_factory):
         shutil.copytree(tiny_collection / scene, data / scene)
     run_a = run_training(reduced_config("latent-triplane-small", data, root / "a", steps=2))
     ae_dir = root / "autoencoder"
-    build_compact_vae(TINY_AE["block_out_channels"], TINY_AE["latent_channels"], 1).save_pretrained(str(ae_dir))
+    tiny_autoencoder_config().compact.build().save_pretrained(str(ae_dir))
     pretrained = AutoencoderConfig(source="pretrained", pretrained_path=ae_dir)
     run_b = run_training(reduced_config("latent-triplane-small", data, root / "b", steps=2, autoencoder=pretrained))
     basis = run_a.base_dir / "basis"

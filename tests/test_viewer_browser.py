@@ -304,22 +304,18 @@ def trained_rgb_run(tiny_collection, tmp_path_factory):
 def trained_latent_run(tiny_collection, tmp_path_factory):
     """A 2-scene latent-triplane-small run whose compact autoencoder (8x downsampling) was first trained briefly on
     the same images, so that it decodes the background latent to white and the scenes to objects on it."""
-    from latent_triplane_ns.ae_training import (
-        AETrainingConfig,
-        latent_statistics,
-        save_trained_autoencoder,
-        train_autoencoder,
-    )
-    from latent_triplane_ns.autoencoder import AutoencoderConfig
-    from latent_triplane_ns.scripts.train_ae import load_collection_images
+    from latent_triplane_ns.ae_training import AETrainingConfig, train_and_save_autoencoder
+    from latent_triplane_ns.autoencoder import AutoencoderConfig, CompactAEConfig
 
     root = tmp_path_factory.mktemp("viewer_latent_run")
-    train = load_collection_images(tiny_collection, "train", (0, 2))
     training = AETrainingConfig(
-        block_out_channels=(16, 16, 16, 16), max_steps=300, eval_every_seconds=60.0, lr=5e-3, precision="fp32"
+        architecture=CompactAEConfig(block_out_channels=(16, 16, 16, 16)),
+        max_steps=300,
+        eval_every_seconds=60.0,
+        lr=5e-3,
+        precision="fp32",
     )
-    vae, _ = train_autoencoder(training, train, load_collection_images(tiny_collection, "test", (0, 2)))
-    save_trained_autoencoder(vae, root / "autoencoder", latent_statistics(vae, train), {})
+    train_and_save_autoencoder(training, tiny_collection, root / "autoencoder", scene_range=(0, 2))
     autoencoder = AutoencoderConfig(source="pretrained", pretrained_path=root / "autoencoder")
     trainer = run_training(
         reduced_config("latent-triplane-small", tiny_collection, root, steps=150, autoencoder=autoencoder)

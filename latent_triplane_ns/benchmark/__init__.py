@@ -12,12 +12,12 @@ writes them as JSON, a markdown table and PNG plots.
 from latent_triplane_ns.benchmark.accounting import (
     count_parameters,
     effective_memory_per_scene,
-    eval_schedule,
     paper_size_accounting,
     time_to_target,
 )
 from latent_triplane_ns.benchmark.config import BENCHMARK_PRESETS, BenchmarkConfig, FieldSizes
 from latent_triplane_ns.benchmark.job import quiet_diffusers
+from latent_triplane_ns.benchmark.plan import eval_schedule
 from latent_triplane_ns.benchmark.runner import run_benchmark
 
 __all__ = [

@@ -3,7 +3,7 @@ schedule."""
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 import torch
 
@@ -90,14 +90,3 @@ def time_to_target(curve: Sequence[Dict[str, float]], target: float, key: str = 
             return float(t0 + fraction * (t1 - t0))
         previous = point
     return None
-
-
-def eval_schedule(budget_seconds: float, first_seconds: float, points: int) -> List[float]:
-    """Training times of the curve's evaluations: zero, then `points` log-spaced times ending at the budget."""
-    if points < 1 or budget_seconds <= 0:
-        return [0.0, max(budget_seconds, 0.0)]
-    first = min(first_seconds, budget_seconds)
-    if points == 1 or first >= budget_seconds:
-        return [0.0, budget_seconds]
-    ratio = budget_seconds / first
-    return [0.0] + [first * ratio ** (k / (points - 1)) for k in range(points)]

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Callable, Dict, Literal, Optional, Tuple
 
 from latent_triplane_ns.ae_training import AETrainingConfig
+from latent_triplane_ns.autoencoder import CompactAEConfig
 
 METHOD_LABELS: Dict[str, str] = {
     "triplane-rgb": "triplane-rgb (baseline)",
@@ -141,7 +142,10 @@ def _toy() -> BenchmarkConfig:
         num_train_views=6,
         num_test_views=2,
         autoencoder_training=AETrainingConfig(
-            block_out_channels=(8, 8, 8, 8), batch_size=4, max_minutes=0.03, eval_every_seconds=60.0
+            architecture=CompactAEConfig(block_out_channels=(8, 8, 8, 8)),
+            batch_size=4,
+            max_minutes=0.03,
+            eval_every_seconds=60.0,
         ),
         sizes=FieldSizes(
             plane_resolution=16,

@@ -8,7 +8,8 @@ from pathlib import Path
 import tyro
 from rich.console import Console
 
-from latent_triplane_ns.contact_sheet import compose_sheet, pick_views, render_rows
+from latent_triplane_ns.contact_sheet import compose_sheet, sheet_rows
+from latent_triplane_ns.evaluation import pick_views
 
 CONSOLE = Console(width=120)
 
@@ -35,8 +36,8 @@ class ContactSheet:
 
         _, pipeline, _, step = eval_setup(self.load_config, test_mode="test")
         scene_of_image = pipeline.datamanager.eval_dataset.cameras.metadata["scene_index"].view(-1).tolist()
-        indices = pick_views(scene_of_image, self.num_scenes, self.views_per_scene)
-        rows = render_rows(pipeline, indices)
+        indices = pick_views(scene_of_image, self.views_per_scene, self.num_scenes)
+        rows = sheet_rows(pipeline, indices)
         sheet = compose_sheet(rows, self.error_gain)
         self.output_path.parent.mkdir(parents=True, exist_ok=True)
         sheet.save(self.output_path)

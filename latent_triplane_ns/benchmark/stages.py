@@ -1,0 +1,278 @@
+"""The benchmark's stages: the scenes, the one-off autoencoder and basis, and each compared method's run."""
+
+from __future__ import annotations
+
+import time
+from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Sequence, Tuple
+
+import torch
+
+from latent_triplane_ns.autoencoder import AutoencoderConfig
+from latent_triplane_ns.benchmark.config import NEVER, BenchmarkConfig, FieldSizes
+from latent_triplane_ns.benchmark.job import TrainingJob, run_job, run_job_process, write_config
+from latent_triplane_ns.benchmark.plan import eval_schedule
+from latent_triplane_ns.benchmark.progress import StageProgress, job_progress
+
+
+@dataclass
+class Workspace:
+    """Where a benchmark run keeps its data, training runs and logs."""
+
+    data: Path
+    """The procedural collection."""
+    runs: Path
+    """nerfstudio run folders."""
+    logs: Path
+    """Progress, results and output of every run."""
+
+
+def method_trainer_config(
+    method: str,
+    data: Path,
+    scenes: Sequence[str],
+    output_dir: Path,
+    experiment: str,
+    device: str,
+    rays_per_batch: int,
+    sizes: FieldSizes,
+    **model_settings: Any,
+):
+    """A registered method's TrainerConfig for a benchmark run: the given scenes, sizes and ray batch, nerfstudio's
+    own evaluations and intermediate checkpoints off (the benchmark evaluates on its own clock)."""
+    import copy
+
+    from nerfstudio.configs.method_configs import all_methods
+
+    from latent_triplane_ns.dataparsers.collection import SceneCollectionDataParserConfig
+
+    if method not in all_methods:
+        raise ValueError(f"{method!r} is not a registered nerfstudio method (is latent-triplane-ns installed?)")
+    config = copy.deepcopy(all_methods[method])
+    config.output_dir = output_dir
+    config.experiment_name = experiment
+    config.timestamp = "run"
+    config.vis = "tensorboard"
+    config.viewer.quit_on_train_completion = True
+    config.machine.device_type = device
+    config.max_num_iterations = NEVER
+    config.steps_per_save = NEVER
+    config.steps_per_eval_batch = NEVER
+    config.steps_per_eval_image = NEVER
+    config.steps_per_eval_all_images = NEVER
+    config.logging.local_writer.enable = False
+    datamanager = config.pipeline.datamanager
+    datamanager.dataparser = SceneCollectionDataParserConfig(data=data, scenes=tuple(scenes))
+    datamanager.data = None
+    datamanager.train_num_rays_per_batch = rays_per_batch
+    datamanager.eval_num_rays_per_batch = rays_per_batch
+    # Every run encodes its own images, so the encoding time is measured, not read from another run's cache.
+    datamanager.cache_latents_on_disk = False
+    model = config.pipeline.model
+    for key in ("plane_resolution", "micro_features", "macro_features", "num_basis", "mlp_hidden_width"):
+        setattr(model, key, getattr(sizes, key))
+    model.num_coarse_samples = sizes.num_coarse_samples
+    model.num_importance_samples = sizes.num_importance_samples
+    for key, value in model_settings.items():
+        setattr(model, key, value)
+    return config
+
+
+def generate_scenes(config: BenchmarkConfig, workspace: Workspace) -> Tuple[List[str], List[str], float]:
+    """Generates the basis collection [0, N) (unless a basis is given) and the new scenes [N, N + K); returns
+    their folder names and the seconds it took."""
+    from latent_triplane_ns.procedural import generate_collection
+
+    start = time.perf_counter()
+    common = dict(
+        seed=config.seed,
+        image_size=config.image_size,
+        num_train_views=config.num_train_views,
+        num_test_views=config.num_test_views,
+        show_progress=False,
+    )
+    basis_names: List[str] = []
+    if config.basis is None:
+        summary = generate_collection(workspace.data, num_scenes=config.num_basis_scenes, **common)
+        basis_names = [d.name for d in summary.scene_dirs]
+    summary = generate_collection(
+        workspace.data, num_scenes=config.num_new_scenes, first_scene=config.num_basis_scenes, **common
+    )
+    return basis_names, [d.name for d in summary.scene_dirs], time.perf_counter() - start
+
+
+def autoencoder_stage(
+    config: BenchmarkConfig, workspace: Workspace, output_dir: Path, progress: StageProgress
+) -> Tuple[AutoencoderConfig, Dict[str, Any]]:
+    """The one-off autoencoder: the one given, or the compact one trained on the basis scenes' images."""
+    from latent_triplane_ns.ae_training import progress_status, train_and_save_autoencoder
+
+    if config.autoencoder is not None:
+        return AutoencoderConfig(source="pretrained", pretrained_path=Path(config.autoencoder)), {
+            "given": str(config.autoencoder)
+        }
+    training = config.autoencoder_training
+    progress.begin("autoencoder", "training the autoencoder (one-off)", training.max_minutes * 60)
+    log = train_and_save_autoencoder(
+        training,
+        workspace.data,
+        output_dir,
+        scene_range=(0, config.num_basis_scenes),
+        device=config.device,
+        on_progress=lambda record: progress.update(record["seconds"], progress_status(record)),
+    )
+    progress.end()
+    summary = {
+        "seconds": log["seconds"],
+        "steps": log["steps"],
+        "held_out_psnr": log["eval_psnr"],
+        "parameters": log["parameters"],
+        "num_train_images": log["num_train_images"],
+    }
+    return AutoencoderConfig(source="pretrained", pretrained_path=output_dir), summary
+
+
+def basis_stage(
+    config: BenchmarkConfig,
+    workspace: Workspace,
+    basis_names: Sequence[str],
+    autoencoder: AutoencoderConfig,
+    sizes: FieldSizes,
+    planned_seconds: float,
+    progress: StageProgress,
+) -> Tuple[Path, Dict[str, Any]]:
+    """The one-off basis, the paper's stage 1 on the basis scenes: scenes, basis and MLP fitted with the
+    autoencoder frozen, then the autoencoder trained with them (its latent space made 3D-aware)."""
+    progress.begin("basis", "training the 3D-aware basis (one-off)", planned_seconds)
+    basis_config = method_trainer_config(
+        config.basis_method,
+        workspace.data,
+        basis_names,
+        workspace.runs,
+        "basis",
+        config.device,
+        config.latent_rays_per_batch,
+        sizes,
+        autoencoder=autoencoder,
+        basis_checkpoint=None,
+        shared_training="auto",
+        fit_steps=config.basis_fit_steps,
+    )
+    basis_config.max_num_iterations = config.basis_fit_steps + config.basis_joint_steps
+    write_config(basis_config)
+    job = TrainingJob(
+        name="basis",
+        config_file=str(basis_config.get_base_dir() / "config.yml"),
+        budget_seconds=None,
+        eval_times=[0.0],
+        eval_views_per_scene=1,
+        render_views=0,
+        final_eval=False,
+        progress_file=str(workspace.logs / "basis.progress.jsonl"),
+        result_file=str(workspace.logs / "basis.json"),
+        seed=config.seed,
+    )
+    # A one-off cost, not a compared method: it runs in this process (its output goes to the log).
+    with open(workspace.logs / "basis.log", "w") as log, redirect_stdout(log), redirect_stderr(log):
+        result = run_job(job, on_event=job_progress(progress))
+    if config.device == "cuda":
+        torch.cuda.empty_cache()
+    basis_dir = Path(result["base_dir"]) / "basis"
+    progress.end()
+    return basis_dir, {
+        "seconds": result["train_seconds"],
+        "steps": result["steps"],
+        "num_scenes": result["num_scenes"],
+        "fit_steps": config.basis_fit_steps,
+        "joint_steps": config.basis_joint_steps,
+        "held_out_psnr": result["curve"][-1]["psnr"],
+        "path": str(basis_dir),
+    }
+
+
+def given_basis(config: BenchmarkConfig, new_names: Sequence[str], sizes: FieldSizes) -> Tuple[Path, Dict[str, Any]]:
+    """A basis checkpoint given on the command line: its sizes become the field's, and it must not have been
+    trained on any of the new scenes."""
+    from latent_triplane_ns.basis import BasisCheckpointError, read_basis_checkpoint
+
+    basis_dir = Path(config.basis)
+    settings = read_basis_checkpoint(basis_dir).settings
+    seen = set(settings.scene_names) & set(new_names)
+    if seen:
+        raise BasisCheckpointError(
+            f"{basis_dir} was trained on {sorted(seen)}, which the benchmark fits as new scenes; raise "
+            "--num-basis-scenes past the basis's collection"
+        )
+    sizes.plane_resolution, sizes.macro_features = settings.plane_resolution, settings.macro_features
+    sizes.num_basis, sizes.mlp_hidden_width = settings.num_basis, settings.mlp_hidden_width
+    sizes.micro_features = settings.micro_features
+    return basis_dir, {"given": str(basis_dir)}
+
+
+def compared_runs(
+    config: BenchmarkConfig, basis_dir: Path, sizes: FieldSizes
+) -> Dict[str, Tuple[str, int, float, Dict[str, Any]]]:
+    """Every compared method: (registered method, rays per batch, budget in minutes, model settings)."""
+    from latent_triplane_ns.basis import read_basis_checkpoint
+
+    per_scene_only = dict(micro_features=sizes.num_features, macro_features=0, num_basis=0, basis_checkpoint=None)
+    return {
+        "triplane-rgb": (
+            config.rgb_method,
+            config.rgb_rays_per_batch,
+            config.rgb_minutes,
+            dict(per_scene_only, autoencoder=AutoencoderConfig(source="identity")),
+        ),
+        "latent-micro": (
+            config.latent_method,
+            config.latent_rays_per_batch,
+            config.latent_minutes,
+            dict(
+                per_scene_only,
+                autoencoder=read_basis_checkpoint(basis_dir).autoencoder_config(),
+                shared_training="auto",
+            ),
+        ),
+        "latent-micro-macro": (
+            config.latent_method,
+            config.latent_rays_per_batch,
+            config.latent_minutes,
+            dict(basis_checkpoint=basis_dir.resolve(), shared_training=config.micro_macro_shared),
+        ),
+    }
+
+
+def method_stage(
+    config: BenchmarkConfig,
+    workspace: Workspace,
+    name: str,
+    run: Tuple[str, int, float, Dict[str, Any]],
+    new_names: Sequence[str],
+    sizes: FieldSizes,
+    progress: StageProgress,
+) -> Dict[str, Any]:
+    """Fits the new scenes with one compared method in its own process, under its training-time budget."""
+    method, rays, minutes, settings = run
+    budget = minutes * 60
+    progress.begin(name, f"fitting {config.num_new_scenes} new scenes: {name}", budget)
+    trainer_config = method_trainer_config(
+        method, workspace.data, new_names, workspace.runs, name, config.device, rays, sizes, **settings
+    )
+    write_config(trainer_config)
+    job = TrainingJob(
+        name=name,
+        config_file=str(trainer_config.get_base_dir() / "config.yml"),
+        budget_seconds=budget,
+        eval_times=eval_schedule(budget, config.first_eval_seconds, config.curve_points),
+        eval_views_per_scene=config.eval_views_per_scene,
+        render_views=config.render_views,
+        final_eval=True,
+        progress_file=str(workspace.logs / f"{name}.progress.jsonl"),
+        result_file=str(workspace.logs / f"{name}.json"),
+        seed=config.seed,
+    )
+    result = run_job_process(job, workspace.logs / f"{name}.log", job_progress(progress))
+    progress.end()
+    return result

@@ -1,0 +1,102 @@
+"""The typed basis checkpoint: written and read back, and one clear error for each kind of damage."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from latent_triplane_ns.autoencoder import AutoencoderConfig, LatentAutoencoder
+from latent_triplane_ns.basis import (
+    SCENES_FILE,
+    SETTINGS_FILE,
+    TENSORS_FILE,
+    VERSION,
+    BasisCheckpointError,
+    read_basis_checkpoint,
+    write_basis_checkpoint,
+)
+from latent_triplane_ns.field import MicroMacroTriplanes, TriplaneField
+
+
+def small_model(num_scenes=2, micro=3, macro=2, basis=2):
+    torch.manual_seed(0)
+    field = TriplaneField(MicroMacroTriplanes(num_scenes, 4, micro, macro, basis), 3, 8, "torch")
+    return SimpleNamespace(
+        field=field,
+        autoencoder=LatentAutoencoder(AutoencoderConfig(source="identity")),
+        config=SimpleNamespace(mlp_hidden_width=8),
+        scene_names=[f"s{i}" for i in range(num_scenes)],
+    )
+
+
+@pytest.fixture
+def written(tmp_path):
+    model = small_model()
+    return model, write_basis_checkpoint(model, tmp_path / "basis")
+
+
+def test_round_trip_is_typed_and_complete(written):
+    model, path = written
+    basis = read_basis_checkpoint(path)
+    s = basis.settings
+    assert (s.plane_resolution, s.macro_features, s.num_basis, s.num_features, s.micro_features) == (4, 2, 2, 5, 3)
+    assert s.scene_names == ("s0", "s1") and s.autoencoder == "identity" and s.latent_channels == 3
+    assert torch.equal(basis.tensors["basis"], model.field.triplanes.basis.detach())
+    # a field of the same sizes gets the basis, the MLP and the asked-for scene's planes
+    other = small_model(num_scenes=3)
+    with torch.no_grad():
+        other.field.triplanes.micro.zero_()
+    assert basis.load_into(other.field, ["new", "s1", "s9"]) == ["s1"]
+    assert torch.equal(other.field.triplanes.micro[1], model.field.triplanes.micro[1].detach())
+    assert not other.field.triplanes.micro[0].any() and not other.field.triplanes.micro[2].any()
+    for mine, theirs in zip(other.field.mlp.parameters(), model.field.mlp.parameters(), strict=True):
+        assert torch.equal(mine, theirs)
+
+
+def test_a_missing_key_or_another_version_names_the_file(written):
+    _, path = written
+    settings = json.loads((path / SETTINGS_FILE).read_text())
+    del settings["num_basis"], settings["collection"]
+    (path / SETTINGS_FILE).write_text(json.dumps(settings))
+    with pytest.raises(BasisCheckpointError, match=r"basis\.json: basis checkpoint lacks num_basis, collection"):
+        read_basis_checkpoint(path)
+    (path / SETTINGS_FILE).write_text(json.dumps({**settings, "version": VERSION + 1}))
+    with pytest.raises(BasisCheckpointError, match=rf"basis\.json: basis checkpoint version {VERSION + 1}"):
+        read_basis_checkpoint(path)
+    (path / SETTINGS_FILE).write_text("[1, 2]")
+    with pytest.raises(BasisCheckpointError, match=r"basis\.json: not a basis checkpoint"):
+        read_basis_checkpoint(path)
+
+
+def test_damaged_tensor_files_name_the_file(written):
+    _, path = written
+    for name in (TENSORS_FILE, SCENES_FILE):
+        data = (path / name).read_bytes()
+        (path / name).write_bytes(data[: len(data) // 2])
+        with pytest.raises(BasisCheckpointError, match=rf"{name}: damaged or not a safetensors file"):
+            read_basis_checkpoint(path)
+        (path / name).write_bytes(data)
+    assert read_basis_checkpoint(path).settings.num_basis == 2
+
+
+def test_scenes_of_another_shape_are_refused_not_dropped(written):
+    _, path = written
+    basis = read_basis_checkpoint(path)
+    wider = small_model(micro=4, macro=2)  # the MLP reads 6 features: sizes differ from the checkpoint's
+    with pytest.raises(BasisCheckpointError, match=r"scenes\.safetensors: its scenes' micro planes are"):
+        basis.load_into(wider.field, ["s0"])
+    with pytest.raises(BasisCheckpointError, match="does not fit this model"):
+        sizes = dict(plane_resolution=4, micro_features=4, macro_features=2, num_basis=2, mlp_hidden_width=8)
+        basis.check_compatible(SimpleNamespace(**sizes))
+
+
+def test_settings_are_a_frozen_dataclass(written):
+    _, path = written
+    settings = read_basis_checkpoint(path).settings
+    assert replace(settings, num_basis=7).num_basis == 7 and settings.num_basis == 2
+    with pytest.raises(AttributeError):
+        settings.num_basis = 3  # type: ignore[misc]
