@@ -14,6 +14,7 @@ import torch
 from conftest import fixed_batch_loss, reduced_config
 
 from latent_triplane_ns.autoencoder import AutoencoderConfig, LatentAutoencoder
+from latent_triplane_ns.basis import read_basis_checkpoint
 from latent_triplane_ns.benchmark import (
     BENCHMARK_PRESETS,
     BenchmarkConfig,
@@ -149,3 +150,46 @@ def test_toy_benchmark_end_to_end(tmp_path):
         assert label in table
     for plot in ("psnr_vs_time.png", "memory_per_scene.png"):
         assert (out / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture
+def other_collection(tiny_collection, tmp_path):
+    """A collection the generator did not write: scene folders of other names, no collection.json or scene.json."""
+    import shutil
+
+    root = tmp_path / "objects"
+    root.mkdir()
+    for source, name in zip(sorted(tiny_collection.glob("scene_*")), ["lamp", "mug", "teapot", "vase"], strict=True):
+        shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("scene.json"))
+    return root
+
+
+def test_toy_benchmark_on_a_collection_it_did_not_generate(other_collection, tmp_path):
+    from latent_triplane_ns.scripts.benchmark import entrypoint
+
+    out = tmp_path / "bench"
+    entrypoint(["--preset", "toy", "--output-dir", str(out), "--collection", str(other_collection)])
+    report = json.loads((out / "benchmark.json").read_text())
+    for result in report["methods"].values():
+        assert result["scene_names"] == ["teapot", "vase"]  # the scenes after the basis scenes
+        assert math.isfinite(result["final"]["psnr"])
+    basis = read_basis_checkpoint(Path(report["one_off"]["basis"]["path"]))
+    assert basis.settings.scene_names == ("lamp", "mug")
+    assert not (out / "data").exists()  # nothing generated
+
+
+@pytest.mark.parametrize(
+    "selection, error",
+    [
+        (["--basis-scenes", "lamp", "mug", "--new-scenes", "mug", "vase"], r"\['mug'\] are both basis scenes and new"),
+        (["--new-scenes", "teapot", "bowl"], r"scene\(s\) \['bowl'\] are not scenes of this collection"),
+        (["--basis-scenes", "lamp"], "1 basis scene\\(s\\), too few for a basis of 2 plane sets"),
+    ],
+)
+def test_a_bad_scene_selection_is_refused_before_any_training(other_collection, tmp_path, selection, error):
+    from latent_triplane_ns.scripts.benchmark import entrypoint
+
+    out = tmp_path / "bench"
+    with pytest.raises(ValueError, match=error):
+        entrypoint(["--preset", "toy", "--output-dir", str(out), "--collection", str(other_collection), *selection])
+    assert not any((out / "runs").iterdir()) and not (out / "autoencoder").exists()

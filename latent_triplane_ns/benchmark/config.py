@@ -65,6 +65,16 @@ class BenchmarkConfig:
     """Where the runs, benchmark.json, benchmark.md and the plots are written."""
     data_dir: Optional[Path] = None
     """Procedural collection, generated if missing and reused; output_dir/data when None."""
+    collection: Optional[Path] = None
+    """An existing collection to benchmark on instead of the procedural cars (nothing is generated)."""
+    collection_layout: Literal["scene-collection", "srn"] = "scene-collection"
+    """Layout of `collection`: folders of blender/nerfstudio scenes, or ShapeNet-SRN scenes."""
+    basis_scenes: Optional[Tuple[str, ...]] = None
+    """Folder names of the scenes the autoencoder and the basis are trained on; None: the first num_basis_scenes
+    of the sorted folders."""
+    new_scenes: Optional[Tuple[str, ...]] = None
+    """Folder names of the new scenes every method fits; None: the num_new_scenes folders after the basis scenes.
+    They must not overlap the basis scenes."""
     autoencoder: Optional[Path] = None
     """Local AutoencoderKL directory; None trains the compact one on the basis scenes (a one-off cost)."""
     basis: Optional[Path] = None
@@ -129,6 +139,8 @@ class BenchmarkConfig:
     """N at which the memory target is judged."""
 
     def resolved_data_dir(self) -> Path:
+        if self.collection is not None:
+            return self.collection
         return self.data_dir if self.data_dir is not None else self.output_dir / "data"
 
 

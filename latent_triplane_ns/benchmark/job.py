@@ -46,6 +46,9 @@ class TrainingJob:
     """Where the run's figures are written."""
     seed: int = 0
     """Seed of torch, numpy and random."""
+    final_full_metrics: bool = False
+    """The final evaluation gives the model's every metric (latent PSNR, the autoencoder's reconstruction PSNR of
+    each view) besides PSNR and SSIM."""
 
 
 def run_job(job: TrainingJob, on_event: Optional[Callable[[Dict], None]] = None) -> Dict[str, Any]:
@@ -124,10 +127,10 @@ def run_job(job: TrainingJob, on_event: Optional[Callable[[Dict], None]] = None)
     }
     if job.final_eval:
         report({"event": "final_eval"})
-        full = SceneEvaluator(model, datamanager, full_metrics=False)
+        full = SceneEvaluator(model, datamanager, full_metrics=job.final_full_metrics)
         evaluation = full.evaluate()
         result["final"] = {
-            **{k: evaluation.means()[k] for k in ("psnr", "ssim")},
+            **evaluation.means(),
             "per_scene": {n: {k: m[k] for k in ("psnr", "ssim")} for n, m in evaluation.per_scene().items()},
             "autoencoder_psnr": full.autoencoder_psnr(),
             "num_views": len(full),

@@ -20,11 +20,12 @@ from latent_triplane_ns.benchmark.stages import (
     Workspace,
     autoencoder_stage,
     basis_stage,
+    choose_scenes,
     compared_runs,
-    generate_scenes,
     given_basis,
     method_stage,
 )
+from latent_triplane_ns.scene_io import CollectionError
 
 
 def machine_info() -> Dict[str, Any]:
@@ -59,7 +60,9 @@ def machine_info() -> Dict[str, Any]:
     }
 
 
-def _settings_json(config: BenchmarkConfig) -> Dict[str, Any]:
+def settings_json(config: Any) -> Dict[str, Any]:
+    """A settings dataclass as plain JSON types."""
+
     def plain(value):
         if isinstance(value, Path):
             return str(value)
@@ -94,7 +97,7 @@ def run_benchmark(config: BenchmarkConfig, show_progress: bool = True) -> Dict[s
     )
     report: Dict[str, Any] = {
         "machine": machine_info(),
-        "settings": _settings_json(config),
+        "settings": settings_json(config),
         "plan_seconds": plan,
         "one_off": {},
         "methods": {},
@@ -103,12 +106,19 @@ def run_benchmark(config: BenchmarkConfig, show_progress: bool = True) -> Dict[s
     wall_start = time.perf_counter()
     with StageProgress(plan, enabled=show_progress) as progress:
         progress.begin("generate", "generating scenes", 1.0)
-        basis_names, new_names, one_off["generate_seconds"] = generate_scenes(config, workspace)
+        basis_names, new_names, one_off["generate_seconds"] = choose_scenes(config, workspace)
         progress.end()
+        if config.basis is None and len(basis_names) < sizes.num_basis:
+            raise CollectionError(
+                f"{workspace.data}: {len(basis_names)} basis scene(s), too few for a basis of {sizes.num_basis} "
+                "plane sets (--sizes.num-basis)"
+            )
         if config.basis is not None:
             basis_dir, one_off["basis"] = given_basis(config, new_names, sizes)
         else:
-            autoencoder, one_off["autoencoder"] = autoencoder_stage(config, workspace, out / "autoencoder", progress)
+            autoencoder, one_off["autoencoder"] = autoencoder_stage(
+                config, workspace, basis_names, out / "autoencoder", progress
+            )
             basis_dir, one_off["basis"] = basis_stage(
                 config, workspace, basis_names, autoencoder, sizes, plan["basis"], progress
             )

@@ -6,7 +6,7 @@ import time
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -29,10 +29,20 @@ class Workspace:
     """Progress, results and output of every run."""
 
 
+def collection_parser(config: BenchmarkConfig, data: Path, scenes: Optional[Sequence[str]] = None):
+    """The dataparser config of the benchmark's collection, restricted to `scenes` (folder names) when given."""
+    from latent_triplane_ns.dataparsers.collection import SceneCollectionDataParserConfig
+    from latent_triplane_ns.dataparsers.srn import SrnCollectionDataParserConfig
+
+    selected = tuple(scenes) if scenes is not None else None
+    if config.collection_layout == "srn":
+        return SrnCollectionDataParserConfig(data=data, scenes=selected, num_test_views=config.num_test_views)
+    return SceneCollectionDataParserConfig(data=data, scenes=selected)
+
+
 def method_trainer_config(
     method: str,
-    data: Path,
-    scenes: Sequence[str],
+    dataparser,
     output_dir: Path,
     experiment: str,
     device: str,
@@ -40,13 +50,11 @@ def method_trainer_config(
     sizes: FieldSizes,
     **model_settings: Any,
 ):
-    """A registered method's TrainerConfig for a benchmark run: the given scenes, sizes and ray batch, nerfstudio's
-    own evaluations and intermediate checkpoints off (the benchmark evaluates on its own clock)."""
+    """A registered method's TrainerConfig for a benchmark run: the dataparser's scenes, the sizes and ray batch,
+    nerfstudio's own evaluations and intermediate checkpoints off (the benchmark evaluates on its own clock)."""
     import copy
 
     from nerfstudio.configs.method_configs import all_methods
-
-    from latent_triplane_ns.dataparsers.collection import SceneCollectionDataParserConfig
 
     if method not in all_methods:
         raise ValueError(f"{method!r} is not a registered nerfstudio method (is latent-triplane-ns installed?)")
@@ -64,7 +72,7 @@ def method_trainer_config(
     config.steps_per_eval_all_images = NEVER
     config.logging.local_writer.enable = False
     datamanager = config.pipeline.datamanager
-    datamanager.dataparser = SceneCollectionDataParserConfig(data=data, scenes=tuple(scenes))
+    datamanager.dataparser = dataparser
     datamanager.data = None
     datamanager.train_num_rays_per_batch = rays_per_batch
     datamanager.eval_num_rays_per_batch = rays_per_batch
@@ -78,6 +86,34 @@ def method_trainer_config(
     for key, value in model_settings.items():
         setattr(model, key, value)
     return config
+
+
+def choose_scenes(config: BenchmarkConfig, workspace: Workspace) -> Tuple[List[str], List[str], float]:
+    """The basis scenes (none when a basis is given) and the new scenes, by folder name, checked before any
+    training: those of the given collection, or procedural scenes [0, N) and [N, N + K), generated; returns them
+    and the seconds generation took."""
+    if config.collection is None:
+        return generate_scenes(config, workspace)
+    from latent_triplane_ns.scene_io import CollectionError, MissingFileError, find_scene_dirs
+
+    data = Path(config.collection)
+    parser = collection_parser(config, data).setup()
+    present = [d.name for d in find_scene_dirs(data, parser.is_scene, parser.scene_description)]
+    n, k = config.num_basis_scenes, config.num_new_scenes
+    basis = [] if config.basis is not None else list(config.basis_scenes or present[:n])
+    new = list(config.new_scenes or [name for name in present if name not in basis][:k])
+    missing = sorted(set(basis + new) - set(present))
+    if missing:
+        raise MissingFileError(f"{data}: the benchmark's scene(s) {missing} are not scenes of this collection")
+    overlap = sorted(set(basis) & set(new))
+    if overlap:
+        raise CollectionError(
+            f"{data}: scene(s) {overlap} are both basis scenes and new scenes; the new scenes must be unseen by the "
+            "autoencoder and the basis"
+        )
+    if not new:
+        raise CollectionError(f"{data}: no new scenes left to fit ({len(present)} scenes, {len(basis)} for the basis)")
+    return basis, new, 0.0
 
 
 def generate_scenes(config: BenchmarkConfig, workspace: Workspace) -> Tuple[List[str], List[str], float]:
@@ -104,7 +140,11 @@ def generate_scenes(config: BenchmarkConfig, workspace: Workspace) -> Tuple[List
 
 
 def autoencoder_stage(
-    config: BenchmarkConfig, workspace: Workspace, output_dir: Path, progress: StageProgress
+    config: BenchmarkConfig,
+    workspace: Workspace,
+    basis_names: Sequence[str],
+    output_dir: Path,
+    progress: StageProgress,
 ) -> Tuple[AutoencoderConfig, Dict[str, Any]]:
     """The one-off autoencoder: the one given, or the compact one trained on the basis scenes' images."""
     from latent_triplane_ns.ae_training import progress_status, train_and_save_autoencoder
@@ -117,9 +157,8 @@ def autoencoder_stage(
     progress.begin("autoencoder", "training the autoencoder (one-off)", training.max_minutes * 60)
     log = train_and_save_autoencoder(
         training,
-        workspace.data,
+        collection_parser(config, workspace.data, basis_names),
         output_dir,
-        scene_range=(0, config.num_basis_scenes),
         device=config.device,
         on_progress=lambda record: progress.update(record["seconds"], progress_status(record)),
     )
@@ -148,8 +187,7 @@ def basis_stage(
     progress.begin("basis", "training the 3D-aware basis (one-off)", planned_seconds)
     basis_config = method_trainer_config(
         config.basis_method,
-        workspace.data,
-        basis_names,
+        collection_parser(config, workspace.data, basis_names),
         workspace.runs,
         "basis",
         config.device,
@@ -257,8 +295,9 @@ def method_stage(
     method, rays, minutes, settings = run
     budget = minutes * 60
     progress.begin(name, f"fitting {config.num_new_scenes} new scenes: {name}", budget)
+    dataparser = collection_parser(config, workspace.data, new_names)
     trainer_config = method_trainer_config(
-        method, workspace.data, new_names, workspace.runs, name, config.device, rays, sizes, **settings
+        method, dataparser, workspace.runs, name, config.device, rays, sizes, **settings
     )
     write_config(trainer_config)
     job = TrainingJob(

@@ -1,0 +1,167 @@
+"""The autoencoder table: compact autoencoders of several shapes trained on the same images, each judged by three
+figures (its reconstruction, and the latent and decoded PSNR of new scenes fitted in its latent space)."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Dict, List, Tuple
+
+from latent_triplane_ns.ae_training import AETrainingConfig, progress_status, train_and_save_autoencoder
+from latent_triplane_ns.autoencoder import AutoencoderConfig, CompactAEConfig
+from latent_triplane_ns.benchmark.config import BenchmarkConfig, FieldSizes
+from latent_triplane_ns.benchmark.job import TrainingJob, run_job_process, write_config
+from latent_triplane_ns.benchmark.plan import eval_schedule
+from latent_triplane_ns.benchmark.runner import settings_json
+from latent_triplane_ns.benchmark.stages import Workspace, choose_scenes, collection_parser, method_trainer_config
+from latent_triplane_ns.errors import InputError
+
+VARIANT = re.compile(r"^f(?P<factor>\d+)c(?P<channels>\d+)(?:w(?P<width>\d+))?$")
+"""Name of a compact AutoencoderKL shape: f<downsampling>c<latent channels>[w<channels of the first level>]."""
+
+
+def variant_architecture(name: str) -> CompactAEConfig:
+    """The compact AutoencoderKL a variant name describes: `f8c4` is 8x downsampling (4 levels of 32, 64, 64, 64
+    channels) with 4 latent channels; `f4c16w16` is 4x (3 levels of 16, 32, 32) with 16 latent channels."""
+    match = VARIANT.match(name)
+    if match is None:
+        raise InputError(f"autoencoder variant {name!r}: expected f<factor>c<channels>[w<width>], e.g. f8c4 or f4c16")
+    factor, channels = int(match["factor"]), int(match["channels"])
+    levels = factor.bit_length()  # 2^(levels - 1) = factor
+    if factor < 1 or 2 ** (levels - 1) != factor:
+        raise InputError(f"autoencoder variant {name!r}: the downsampling factor must be a power of two")
+    width = int(match["width"] or 32)
+    return CompactAEConfig(block_out_channels=(width,) + (2 * width,) * (levels - 1), latent_channels=channels)
+
+
+@dataclass
+class AETableConfig:
+    """Which autoencoders are compared, on which scenes, with which budgets."""
+
+    output_dir: Path = Path("outputs/ae-table")
+    """Where every autoencoder, fit, ae_table.json and ae_table.md are written."""
+    scenes: BenchmarkConfig = field(
+        default_factory=lambda: BenchmarkConfig(
+            num_basis_scenes=10, num_new_scenes=3, output_dir=Path("outputs/ae-table")
+        )
+    )
+    """The collection and its scenes, as for ltn-benchmark: the autoencoders train on the basis scenes, the fits
+    are of the new scenes (procedural cars by default; `--scenes.collection DIR` for a collection of your own)."""
+    variants: Tuple[str, ...] = ("f8c4", "f4c4", "f8c8")
+    """Autoencoder shapes (see `variant_architecture`)."""
+    training: AETrainingConfig = field(default_factory=lambda: AETrainingConfig(max_minutes=4.0))
+    """Recipe and budget of every autoencoder (its architecture comes from the variant)."""
+    fit_minutes: float = 1.5
+    """Training-time budget of the fit of the new scenes in each autoencoder's latent space."""
+    fit_sizes: FieldSizes = field(default_factory=lambda: FieldSizes(micro_features=24, macro_features=0, num_basis=0))
+    """Per-scene Tri-Planes of the fits (no basis: the figure measures the latent space, not a basis)."""
+    rays_per_batch: int = 1024
+    """Latent rays per step of the fits."""
+
+
+def run_ae_table(config: AETableConfig, on_line=print) -> Dict[str, Any]:
+    """Trains every variant, fits the new scenes in its latent space, and writes ae_table.json and ae_table.md."""
+    out = Path(config.output_dir)
+    scenes = config.scenes
+    data = scenes.collection or scenes.data_dir or out / "data"
+    workspace = Workspace(data=Path(data), runs=out / "runs", logs=out / "logs")
+    workspace.logs.mkdir(parents=True, exist_ok=True)
+    workspace.runs.mkdir(parents=True, exist_ok=True)
+    architectures = {name: variant_architecture(name) for name in config.variants}  # bad names fail first
+    basis_names, new_names, _ = choose_scenes(scenes, workspace)
+    rows: List[Dict[str, Any]] = []
+    for name, architecture in architectures.items():
+        start = time.perf_counter()
+        training = replace(config.training, architecture=architecture)
+        ae_dir = out / name / "autoencoder"
+
+        def show(record: Dict[str, float], name: str = name) -> None:
+            if record["evaluated"]:
+                on_line(f"{name}: {progress_status(record)}")
+
+        log = train_and_save_autoencoder(
+            training,
+            collection_parser(scenes, workspace.data, basis_names),
+            ae_dir,
+            device=scenes.device,
+            on_progress=show,
+        )
+        fit = _fit_new_scenes(config, workspace, name, ae_dir, new_names)
+        rows.append(
+            {
+                "name": name,
+                "downsample_factor": architecture.downsample_factor,
+                "latent_channels": architecture.latent_channels,
+                "parameters": log["parameters"],
+                "train_minutes": log["seconds"] / 60,
+                "steps": log["steps"],
+                "images_per_second": log["steps"] * training.batch_size / max(log["seconds"], 1e-9),
+                "reconstruction_psnr": log["eval_psnr"],
+                "new_scenes_reconstruction_psnr": fit["final"]["ae_psnr"],
+                "fit_latent_psnr": fit["final"]["latent_psnr"],
+                "fit_decoded_psnr": fit["final"]["psnr"],
+                "fit_rays_per_second": fit["rays_per_second"],
+                "wall_minutes": (time.perf_counter() - start) / 60,
+            }
+        )
+        on_line(f"{name}: {json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in rows[-1].items()})}")
+    report = {"settings": settings_json(config), "basis_scenes": basis_names, "new_scenes": new_names, "rows": rows}
+    (out / "ae_table.json").write_text(json.dumps(report, indent=2))
+    (out / "ae_table.md").write_text(markdown_table(report))
+    return report
+
+
+def _fit_new_scenes(
+    config: AETableConfig, workspace: Workspace, name: str, ae_dir: Path, new_names: List[str]
+) -> Dict[str, Any]:
+    scenes = config.scenes
+    trainer_config = method_trainer_config(
+        scenes.latent_method,
+        collection_parser(scenes, workspace.data, new_names),
+        workspace.runs,
+        name,
+        scenes.device,
+        config.rays_per_batch,
+        config.fit_sizes,
+        autoencoder=AutoencoderConfig(source="pretrained", pretrained_path=ae_dir),
+        basis_checkpoint=None,
+    )
+    write_config(trainer_config)
+    budget = config.fit_minutes * 60
+    job = TrainingJob(
+        name=name,
+        config_file=str(trainer_config.get_base_dir() / "config.yml"),
+        budget_seconds=budget,
+        eval_times=eval_schedule(budget, min(10.0, budget), 2),
+        eval_views_per_scene=1,
+        render_views=0,
+        final_eval=True,
+        final_full_metrics=True,
+        progress_file=str(workspace.logs / f"{name}.progress.jsonl"),
+        result_file=str(workspace.logs / f"{name}.json"),
+        seed=scenes.seed,
+    )
+    return run_job_process(job, workspace.logs / f"{name}.log", lambda event: None)
+
+
+def markdown_table(report: Dict[str, Any]) -> str:
+    """The table of the report, one row per autoencoder."""
+    lines = [
+        f"Autoencoders trained on {len(report['basis_scenes'])} scenes; new scenes fitted: "
+        f"{', '.join(report['new_scenes'])} (held-out views).",
+        "",
+        "| autoencoder | factor | latent channels | parameters | training (min) | steps | images/s | "
+        "held-out reconstruction PSNR (dB) | new scenes: reconstruction PSNR (dB) | fit: latent PSNR (dB) | "
+        "fit: decoded PSNR (dB) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in report["rows"]:
+        lines.append(
+            f"| {r['name']} | {r['downsample_factor']} | {r['latent_channels']} | {r['parameters']:,} | "
+            f"{r['train_minutes']:.1f} | {r['steps']} | {r['images_per_second']:.1f} | {r['reconstruction_psnr']:.2f} | "
+            f"{r['new_scenes_reconstruction_psnr']:.2f} | {r['fit_latent_psnr']:.2f} | {r['fit_decoded_psnr']:.2f} |"
+        )
+    return "\n".join(lines) + "\n"
