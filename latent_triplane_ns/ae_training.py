@@ -16,6 +16,7 @@ from torch import Tensor
 
 from latent_triplane_ns.atomic import atomic_directory, check_replaceable
 from latent_triplane_ns.autoencoder import LATENT_STATS_FILE, CompactAEConfig
+from latent_triplane_ns.errors import InputError
 from latent_triplane_ns.evaluation import psnr_from_mse
 
 TRAINING_LOG_FILE = "ltn_ae_training.json"
@@ -59,6 +60,18 @@ def bf16_is_fast(device: str) -> bool:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return False
+
+
+WARMUP_STEPS = 50
+"""Steps of linear learning-rate warm-up at the start of the training."""
+
+
+def learning_rate(config: AETrainingConfig, step: int, elapsed_seconds: float) -> float:
+    """The learning rate of a step: a linear warm-up, then a cosine decay to 5% of `config.lr` whose progress is
+    set by whichever budget (minutes or steps) is nearer to running out."""
+    progress = min(1.0, max(elapsed_seconds / (config.max_minutes * 60.0), step / config.max_steps))
+    warmup = min(1.0, (step + 1) / WARMUP_STEPS)
+    return config.lr * warmup * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
 @dataclass
@@ -152,7 +165,6 @@ def train_autoencoder(
     generator = torch.Generator().manual_seed(config.seed)
     budget = config.max_minutes * 60.0
     use_bf16 = config.precision == "bf16" or (config.precision == "auto" and bf16_is_fast(device))
-    warmup = 50
     start = time.perf_counter()
     last_eval = -math.inf
     best = (-math.inf, None)
@@ -163,12 +175,7 @@ def train_autoencoder(
         elapsed = time.perf_counter() - start
         if elapsed >= budget:
             break
-        progress_fraction = min(elapsed / budget, step / config.max_steps)
-        lr = (
-            config.lr
-            * min(1.0, (step + 1) / warmup)
-            * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress_fraction)))
-        )
+        lr = learning_rate(config, step, elapsed)
         for group in optimizer.param_groups:
             group["lr"] = lr
         index = torch.randint(0, n, (config.batch_size,), generator=generator)
@@ -187,7 +194,12 @@ def train_autoencoder(
         optimizer.step()
         step += 1
         now = time.perf_counter() - start
-        record = {"step": step, "seconds": now, "train_psnr": float(psnr_from_mse(mse.detach(), RECIPE_RANGE))}
+        record = {
+            "step": step,
+            "seconds": now,
+            "lr": lr,
+            "train_psnr": float(psnr_from_mse(mse.detach(), RECIPE_RANGE)),
+        }
         finishing = now >= budget or step >= config.max_steps
         if now - last_eval >= config.eval_every_seconds or finishing:
             # On a fixed subset, so that measuring stays a small part of the budget; the clock restarts after it.
@@ -218,16 +230,34 @@ def save_trained_autoencoder(vae, output_dir: Path, stats: Dict[str, List[float]
 
 
 def load_collection_images(
-    data: Path, split: Literal["train", "test"], scene_range: Optional[Tuple[int, int]] = None
+    data, split: Literal["train", "test"], scene_range: Optional[Tuple[int, int]] = None, multiple_of: int = 1
 ) -> Float[Tensor, "N 3 H W"]:
-    """All images of a scene collection's split in [0, 1], background composited."""
-    from nerfstudio.data.datasets.base_dataset import InputDataset
+    """All images of a collection's split in [0, 1], background composited, cropped at the top-left to sides that
+    are multiples of `multiple_of` (as `ns-train` crops them for the autoencoder).
 
-    from latent_triplane_ns.dataparsers.collection import SceneCollectionDataParserConfig
+    Args:
+        data: a scene-collection folder, or a collection dataparser config (any layout, its own scene selection).
+        split: which images.
+        scene_range: [start, stop) of the sorted scene folders of a folder `data`; all when None.
+        multiple_of: the autoencoder's downsampling factor.
+    """
+    from latent_triplane_ns.dataparsers.collection import CollectionDataParserConfig, SceneCollectionDataParserConfig
+    from latent_triplane_ns.images import ImageDataset
 
-    parser = SceneCollectionDataParserConfig(data=data, scene_range=scene_range).setup()
-    dataset = InputDataset(parser.get_dataparser_outputs(split=split))
-    return torch.stack([dataset.get_image_float32(i)[..., :3] for i in range(len(dataset))]).permute(0, 3, 1, 2)
+    if isinstance(data, CollectionDataParserConfig):
+        parser_config = data
+        data = parser_config.data
+    else:
+        parser_config = SceneCollectionDataParserConfig(data=Path(data), scene_range=scene_range)
+    dataset = ImageDataset(parser_config.setup().get_dataparser_outputs(split=split))
+    images = torch.stack([dataset.get_image_float32(i)[..., :3] for i in range(len(dataset))]).permute(0, 3, 1, 2)
+    height, width = images.shape[-2] - images.shape[-2] % multiple_of, images.shape[-1] - images.shape[-1] % multiple_of
+    if height < 1 or width < 1:
+        raise InputError(
+            f"{data}: images of {images.shape[-2]}x{images.shape[-1]} px are smaller than the autoencoder's factor "
+            f"{multiple_of}"
+        )
+    return images[..., :height, :width]
 
 
 def progress_status(record: Dict[str, float]) -> str:
@@ -237,7 +267,7 @@ def progress_status(record: Dict[str, float]) -> str:
 
 def train_and_save_autoencoder(
     config: AETrainingConfig,
-    data: Path,
+    data,
     output_dir: Path,
     scene_range: Optional[Tuple[int, int]] = None,
     device: str = "cpu",
@@ -248,25 +278,28 @@ def train_and_save_autoencoder(
 
     Args:
         config: the recipe and budget.
-        data: the scene collection.
+        data: the collection: a scene-collection folder, or a collection dataparser config.
         output_dir: where the autoencoder folder is written (`save_trained_autoencoder`).
         scene_range: [start, stop) of the sorted scene folders to use; all when None.
         device: torch device.
-        on_progress: called with every training record; `eval_psnr` always holds the latest held-out PSNR.
+        on_progress: called with every training record; `eval_psnr` always holds the latest held-out PSNR, and
+            `evaluated` is 1 for the records of a step that measured it.
     """
     check_replaceable(Path(output_dir), TRAINING_LOG_FILE)  # before the training, not after it
-    train = load_collection_images(data, "train", scene_range)
-    held_out = load_collection_images(data, "test", scene_range)
+    factor = config.architecture.downsample_factor
+    train = load_collection_images(data, "train", scene_range, factor)
+    held_out = load_collection_images(data, "test", scene_range, factor)
     latest = {"eval_psnr": math.nan}
 
     def relay(record: Dict[str, float]) -> None:
+        evaluated = "eval_psnr" in record
         latest.update({k: v for k, v in record.items() if k == "eval_psnr"})
         if on_progress is not None:
-            on_progress({**record, **latest})
+            on_progress({**record, **latest, "evaluated": float(evaluated)})
 
     vae, result = train_autoencoder(config, train, held_out, device, on_progress=relay)
     log = {
-        "data": Path(data).name,
+        "data": Path(getattr(data, "data", data)).name,
         "scene_range": list(scene_range) if scene_range is not None else None,
         "num_train_images": int(train.shape[0]),
         "num_eval_images": int(held_out.shape[0]),

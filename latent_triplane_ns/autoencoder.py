@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Literal, Optional, Tuple, Type
@@ -37,6 +39,11 @@ class CompactAEConfig:
     """Latent channels."""
     layers_per_block: int = 1
     """ResNet layers per level."""
+
+    @property
+    def downsample_factor(self) -> int:
+        """Image side / latent side."""
+        return 2 ** (len(self.block_out_channels) - 1)
 
     def build(self):
         """A fresh AutoencoderKL of this architecture."""
@@ -96,10 +103,42 @@ def build_compact_vae(block_out_channels: Tuple[int, ...], latent_channels: int,
     )
 
 
+def read_latent_statistics(path: Path, channels: int) -> Dict[str, list]:
+    """Reads a latent-statistics file (`{"shift": [...], "scale": [...]}`, one value per latent channel), with one
+    clear error naming the file for anything wrong."""
+    try:
+        stats = json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise AutoencoderError(f"{path}: not valid JSON ({err})") from err
+    if not isinstance(stats, dict):
+        raise AutoencoderError(f"{path}: expected an object with 'shift' and 'scale' lists")
+    for key in ("shift", "scale"):
+        values = stats.get(key)
+        if not isinstance(values, list) or not all(isinstance(v, (int, float)) for v in values):
+            raise AutoencoderError(f"{path}: '{key}' must be a list of numbers, one per latent channel")
+        if len(values) != channels:
+            raise AutoencoderError(
+                f"{path}: '{key}' has {len(values)} values, the autoencoder beside it has {channels} latent channels"
+            )
+    return stats
+
+
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+"""What a Hugging Face hub id looks like (`owner/name`), as opposed to a relative folder that does not exist."""
+
+
+def hub_is_offline() -> bool:
+    """Whether the user has switched the hub off (`HF_HUB_OFFLINE=1`, as huggingface_hub reads it)."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
 def load_pretrained_vae(path: Path, subfolder: Optional[str] = None):
-    """Loads a local AutoencoderKL directory; never touches the network."""
+    """Loads an AutoencoderKL from a local directory; a hub id (`owner/name`, e.g. `stabilityai/sd-vae-ft-mse`)
+    that is not a local folder is downloaded through diffusers' own loading, only when the user is online."""
     root = Path(path) / subfolder if subfolder else Path(path)
     config_file = root / "config.json"
+    if not root.exists() and HUB_ID.match(str(path)):
+        return _load_from_hub(str(path), subfolder)
     if not root.is_dir():
         raise AutoencoderError(f"{root}: autoencoder directory does not exist")
     if not config_file.is_file():
@@ -113,9 +152,29 @@ def load_pretrained_vae(path: Path, subfolder: Optional[str] = None):
     from diffusers import AutoencoderKL
 
     try:
-        return AutoencoderKL.from_pretrained(str(root), local_files_only=True)
+        # low_cpu_mem_usage=False: the default asks for `accelerate`, and warns when it is not installed
+        return AutoencoderKL.from_pretrained(str(root), local_files_only=True, low_cpu_mem_usage=False)
     except (OSError, ValueError, RuntimeError) as err:
         raise AutoencoderError(f"{root}: could not load the AutoencoderKL weights ({err})") from err
+
+
+def _load_from_hub(hub_id: str, subfolder: Optional[str]):
+    where = f"{hub_id}{f' (subfolder {subfolder})' if subfolder else ''}"
+    if hub_is_offline():
+        raise AutoencoderError(
+            f"{where}: not a local folder, and as a hub id it needs the network, which HF_HUB_OFFLINE=1 switches "
+            "off; give the path of a local AutoencoderKL folder, or unset HF_HUB_OFFLINE"
+        )
+    from diffusers import AutoencoderKL
+
+    try:
+        return AutoencoderKL.from_pretrained(hub_id, subfolder=subfolder, low_cpu_mem_usage=False)
+    except (OSError, ValueError) as err:
+        raise AutoencoderError(
+            f"{where}: not a local folder, and it could not be loaded from the hub ({type(err).__name__}: "
+            f"{str(err).splitlines()[0] if str(err) else 'no message'}); check the id and the network, or give a local "
+            "AutoencoderKL folder"
+        ) from err
 
 
 def autoencoder_record(autoencoder: LatentAutoencoder) -> Dict[str, Any]:
@@ -171,7 +230,7 @@ class LatentAutoencoder(nn.Module):
             vae = load_pretrained_vae(config.pretrained_path, config.subfolder)
             stats_file = Path(config.pretrained_path) / (config.subfolder or "") / LATENT_STATS_FILE
             if not stats and stats_file.is_file():
-                stats = json.loads(stats_file.read_text())
+                stats = read_latent_statistics(stats_file, int(vae.config.latent_channels))
         elif vae is None and config.source == "compact":
             vae = config.compact.build()
         self.vae = vae

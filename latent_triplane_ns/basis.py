@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     from latent_triplane_ns.field import TriplaneField
 
 FORMAT = "latent-triplane-ns basis"
-VERSION = 1
+VERSION = 2
+"""Version 2 added `step` and `complete`."""
 SETTINGS_FILE = "basis.json"
 TENSORS_FILE = "basis.safetensors"
 SCENES_FILE = "scenes.safetensors"
@@ -66,6 +67,10 @@ class BasisSettings:
     """Normalised latent of the background."""
     scene_names: Tuple[str, ...]
     """Folder names of the collection's scenes, in scene-index order."""
+    step: int
+    """Training step of the run when it was written."""
+    complete: bool
+    """Whether the run that wrote it had finished (False: a periodic save of a run that may have been killed)."""
 
     def to_json(self) -> Dict[str, Any]:
         data = asdict(self)
@@ -106,6 +111,9 @@ class BasisSettings:
             values["mlp_hidden_width"] = int(values["mlp_hidden_width"])
             values["latent_channels"] = int(values["latent_channels"])
             values["downsample_factor"] = int(values["downsample_factor"])
+            values["step"] = int(values["step"])
+            if not isinstance(values["complete"], bool):
+                raise ValueError(f"complete is {values['complete']!r}, not true or false")
         except (TypeError, ValueError) as err:
             raise BasisCheckpointError(f"{source}: basis checkpoint holds a malformed value ({err})") from err
         return cls(**values, scene_names=tuple(str(n) for n in collection["scene_names"]))
@@ -124,6 +132,15 @@ class BasisCheckpoint:
     settings: BasisSettings
     tensors: Dict[str, torch.Tensor]
     scenes: Dict[str, torch.Tensor]
+
+    def check_complete(self) -> None:
+        """Raises when the run that wrote the basis had not finished (killed, or still training)."""
+        if not self.settings.complete:
+            raise BasisCheckpointError(
+                f"{self.path / SETTINGS_FILE}: written at step {self.settings.step} of a run that had not finished "
+                "(killed, or still training); finish or resume that run, or learn against it anyway with "
+                "--pipeline.model.allow-incomplete-basis True"
+            )
 
     def check_compatible(self, config: Any) -> None:
         """Raises when the model config asks for other plane or MLP sizes than the checkpoint holds."""
@@ -231,9 +248,9 @@ def read_basis_checkpoint(path: Path) -> BasisCheckpoint:
     return BasisCheckpoint(path=path, settings=settings, tensors=tensors, scenes=scenes)
 
 
-def write_basis_checkpoint(model: Any, path: Path) -> Path:
+def write_basis_checkpoint(model: Any, path: Path, step: int, complete: bool) -> Path:
     """Writes the shared part of a trained model to `path`, replacing an earlier basis checkpoint atomically (any
-    other existing folder is refused).
+    other existing folder is refused). `step` and `complete` record how far the run that wrote it had got.
 
     Layout: `autoencoder/` (diffusers `save_pretrained`), `basis.safetensors` (basis planes and MLP weights),
     `scenes.safetensors` (micro planes and basis weights of the collection's scenes, so they can be rendered or
@@ -259,6 +276,8 @@ def write_basis_checkpoint(model: Any, path: Path) -> Path:
         tanh_shift=tuple(ae.norm_shift.tolist()),
         background_latent=tuple(ae.background_latent.tolist()),
         scene_names=tuple(model.scene_names),
+        step=int(step),
+        complete=bool(complete),
     )
     tensors = {"basis": planes.basis.detach().cpu().contiguous()}
     tensors.update({f"mlp.{k}": v.detach().cpu().contiguous() for k, v in field.mlp.state_dict().items()})

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 from copy import deepcopy
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Dict, Iterator, List, Tuple, Type
+from typing import Dict, Iterator, List, Optional, Tuple, Type
 
 import torch
 from jaxtyping import Float
@@ -20,6 +21,7 @@ from nerfstudio.data.datasets.base_dataset import InputDataset
 from nerfstudio.data.utils.dataloaders import RandIndicesEvalDataloader
 from nerfstudio.utils.rich_utils import CONSOLE
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
@@ -27,6 +29,7 @@ from latent_triplane_ns.atomic import atomic_file, write_json
 from latent_triplane_ns.autoencoder import LatentAutoencoder
 from latent_triplane_ns.dataparsers.procedural import ProceduralCarsDataParserConfig
 from latent_triplane_ns.errors import InputError
+from latent_triplane_ns.images import ImageDataset, check_images
 
 CACHE_DIRNAME = ".ltn_latents"
 """Folder, inside the dataset folder, holding the cached latents."""
@@ -56,7 +59,7 @@ class LatentDataManagerConfig(VanillaDataManagerConfig):
     """Crop images at the top-left to a multiple of the autoencoder's downsampling; False: such images are an error."""
 
 
-class LatentDataManager(VanillaDataManager[InputDataset]):
+class LatentDataManager(VanillaDataManager[ImageDataset]):
     """Holds the latent images of the collection and serves rays at latent resolution.
 
     `image` stays RGB everywhere (viewer thumbnails and `ns-render dataset` read it from the dataset); latents are
@@ -70,6 +73,8 @@ class LatentDataManager(VanillaDataManager[InputDataset]):
         self._autoencoder: List[LatentAutoencoder] = []  # unregistered: the model owns and saves it
         super().__init__(config, *args, **kwargs)
         self._rng = torch.Generator().manual_seed(config.seed)
+        # every image decodes (a truncated or damaged file is refused by name now, not at a later step)
+        check_images([*self.train_dataset.image_filenames, *self.eval_dataset.image_filenames])
         self.eval_unseen_cameras = list(range(len(self.eval_dataset)))
         for dataset in (self.train_dataset, self.eval_dataset):
             if dataset.cameras.metadata is None or "scene_index" not in dataset.cameras.metadata:
@@ -140,11 +145,10 @@ class LatentDataManager(VanillaDataManager[InputDataset]):
         cache_file = None
         if use_disk:
             cache_file = Path(self.get_datapath()) / CACHE_DIRNAME / f"{split}-{self._cache_key(dataset)}.safetensors"
-            if cache_file.is_file():
-                latents = load_file(str(cache_file))["latents"]
-                if latents.shape[0] == len(dataset):
-                    CONSOLE.log(f"Latent cache hit: {cache_file}")
-                    return {"latents": latents.to(self.device), "scene_index": scene_index.to(self.device)}
+            latents = read_cached_latents(cache_file, (len(dataset), *self.latent_shape(dataset)))
+            if latents is not None:
+                CONSOLE.log(f"Latent cache hit: {cache_file}")
+                return {"latents": latents.to(self.device), "scene_index": scene_index.to(self.device)}
         chunks = []
         size = self.config.encode_batch_size
         device = ae.background_latent.device
@@ -167,12 +171,7 @@ class LatentDataManager(VanillaDataManager[InputDataset]):
         latents = torch.cat(chunks).contiguous()
         if cache_file is not None:
             try:
-                # the latents first, their sidecar last: each file is complete or absent
-                atomic_file(cache_file, lambda tmp: save_file({"latents": latents}, str(tmp)))
-                write_json(
-                    cache_file.with_suffix(".json"),
-                    {"split": split, "num_images": len(dataset), "data": str(self.get_datapath())},
-                )
+                write_cached_latents(cache_file, latents, {"split": split, "data": str(self.get_datapath())})
             except OSError as err:
                 CONSOLE.log(f"[yellow]Could not write the latent cache {cache_file} ({err}); continuing without it")
         return {"latents": latents.to(self.device), "scene_index": scene_index.to(self.device)}
@@ -192,6 +191,11 @@ class LatentDataManager(VanillaDataManager[InputDataset]):
     @cached_property
     def latent_eval_cameras(self) -> Cameras:
         return _latent_cameras(self.eval_dataset.cameras, self.autoencoder.downsample_factor).to(self.device)
+
+    def latent_shape(self, dataset: InputDataset) -> Tuple[int, int, int]:
+        """(h, w, C) of every latent image of a dataset (its images share one size)."""
+        f = self.autoencoder.downsample_factor
+        return int(dataset.cameras.height[0]) // f, int(dataset.cameras.width[0]) // f, self.autoencoder.latent_channels
 
     def get_train_rays_per_batch(self) -> int:
         return self.config.train_num_rays_per_batch
@@ -292,3 +296,52 @@ def _latent_cameras(cameras: Cameras, factor: int) -> Cameras:
     latent = deepcopy(cameras)
     latent.rescale_output_resolution(1.0 / factor)
     return latent
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_cached_latents(cache_file: Path, latents: Tensor, info: Dict) -> None:
+    """Writes a latent cache entry: the latents, then a sidecar JSON with their shape and the file's SHA-256 (each
+    written atomically; an entry whose sidecar does not vouch for its file is never read)."""
+    atomic_file(cache_file, lambda tmp: save_file({"latents": latents}, str(tmp)))
+    sidecar = {**info, "shape": list(latents.shape), "sha256": _sha256(cache_file)}
+    write_json(cache_file.with_suffix(".json"), sidecar)
+
+
+def read_cached_latents(cache_file: Path, shape: Tuple[int, ...]) -> Optional[Tensor]:
+    """The latents of a cache entry when it is whole and of the expected shape; None when there is none. A damaged
+    entry (truncated, zero-filled, edited, or without its sidecar) is reported, removed and treated as a miss, so
+    the latents are encoded again."""
+    if not cache_file.is_file():
+        return None
+    sidecar = cache_file.with_suffix(".json")
+    problem = None
+    try:
+        info = json.loads(sidecar.read_text())
+        if info.get("sha256") != _sha256(cache_file):
+            problem = "its contents do not match the checksum in its sidecar"
+        elif tuple(info.get("shape", ())) != tuple(shape):
+            problem = f"it holds latents of shape {tuple(info.get('shape', ()))}, expected {tuple(shape)}"
+    except FileNotFoundError:
+        problem = f"its sidecar {sidecar.name} is missing"
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        problem = f"its sidecar {sidecar.name} is not valid JSON"
+    if problem is None:
+        try:
+            latents = load_file(str(cache_file))["latents"]
+        except (SafetensorError, OSError, KeyError) as err:
+            problem = f"it cannot be read ({err})"
+        else:
+            if tuple(latents.shape) == tuple(shape):
+                return latents
+            problem = f"it holds latents of shape {tuple(latents.shape)}, expected {tuple(shape)}"
+    CONSOLE.log(f"[yellow]Damaged latent cache entry {cache_file}: {problem}; encoding the images again")
+    cache_file.unlink(missing_ok=True)
+    sidecar.unlink(missing_ok=True)
+    return None

@@ -53,6 +53,8 @@ class LatentTriplaneModelConfig(ModelConfig):
     """The autoencoder (ignored when a basis checkpoint is given: the basis brings its own)."""
     basis_checkpoint: Optional[Path] = None
     """Basis checkpoint directory (global basis, MLP, autoencoder, normalisation) to learn new scenes against."""
+    allow_incomplete_basis: bool = False
+    """Learn against a basis checkpoint whose run had not finished (killed, or still training); refused otherwise."""
     load_basis_scenes: bool = False
     """Also start the scenes whose folder names are in the basis's collection from the planes it stored (to
     re-render or continue the basis's own scenes); otherwise every scene starts fresh."""
@@ -110,6 +112,8 @@ class LatentTriplaneModel(Model):
             self.autoencoder = autoencoder_from_record(config.restore["autoencoder"])
         elif config.basis_checkpoint is not None:
             loaded = basis_io.read_basis_checkpoint(config.basis_checkpoint)
+            if not config.allow_incomplete_basis:
+                loaded.check_complete()
             loaded.check_compatible(config)
             self.autoencoder = loaded.build_autoencoder()
         else:
@@ -174,8 +178,9 @@ class LatentTriplaneModel(Model):
         if self.missing_source is not None:
             raise MissingInputError(
                 f"{self.missing_source}: missing, and no checkpoint of this run has been loaded to take its weights "
-                "from (put the file back, or load the run's checkpoint: ns-viewer/ns-render/ns-eval --load-config, "
-                "ns-train --load-dir)"
+                "from (put the file back, or load the run's checkpoint: ns-viewer/ns-render/ns-eval --load-config, or "
+                "ns-train <method> --load-dir <run>/nerfstudio_models with the run's flags; ns-train --load-config "
+                "ignores --load-dir)"
             )
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):  # type: ignore[override]
@@ -267,14 +272,14 @@ class LatentTriplaneModel(Model):
         if not (self.train_shared and self.field.triplanes.num_basis > 0 and trainer is not None):
             return []
 
-        def export(step: int) -> None:
-            if step > 0:
-                basis_io.write_basis_checkpoint(self, Path(trainer.base_dir) / "basis")
+        def export(step: int, complete: bool = False) -> None:
+            if step > 0 or complete:
+                basis_io.write_basis_checkpoint(self, Path(trainer.base_dir) / "basis", step, complete)
 
         steps = trainer.config.steps_per_save
         return [
             TrainingCallback([TrainingCallbackLocation.AFTER_TRAIN_ITERATION], export, update_every_num_iters=steps),
-            TrainingCallback([TrainingCallbackLocation.AFTER_TRAIN], lambda step: export(max(step, 1))),
+            TrainingCallback([TrainingCallbackLocation.AFTER_TRAIN], lambda step: export(step + 1, complete=True)),
         ]
 
     @torch.no_grad()

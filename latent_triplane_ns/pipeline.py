@@ -140,7 +140,8 @@ class LatentAEPipeline(LatentPipeline):
                 self.normalise_latents()
             if phase == "joint" and step == self.warmup_steps + self.config.model.fit_steps and trainer is not None:
                 # The basis as it stands with the autoencoder frozen throughout: what the joint phase improves on.
-                basis_io.write_basis_checkpoint(self.model, Path(trainer.base_dir) / "basis_before_joint")
+                snapshot = Path(trainer.base_dir) / "basis_before_joint"
+                basis_io.write_basis_checkpoint(self.model, snapshot, step, complete=True)
             self.model.set_trainable(phase)
             self.phase = phase
             self.datamanager.invalidate_latents()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Literal, Sequence, Tuple
@@ -249,6 +250,9 @@ def find_scene_dirs(data: Path, is_scene: Callable[[Path], bool], expected: str)
         raise CollectionError(f"{data}: not a folder")
     if is_scene(data):
         return [data]
+    for link in data.iterdir():
+        if link.is_symlink() and not link.exists():
+            raise MissingFileError(f"{link}: a link to {os.readlink(link)}, which does not exist")
     scene_dirs = sorted((p for p in data.iterdir() if p.is_dir() and not p.name.startswith(".")), key=lambda p: p.name)
     if not scene_dirs:
         raise CollectionError(

@@ -1,23 +1,102 @@
-"""nerfstudio's Trainer for the latent methods: its config.yml also records what rebuilds the model later."""
+"""nerfstudio's Trainer for the latent methods: decay over the run's steps, a config.yml that can rebuild the model,
+and runs that fail on bad input leave nothing behind and lose nothing."""
 
 from __future__ import annotations
 
+import pickle
+import shutil
+import sys
+import zipfile
+from pathlib import Path
 from typing import Literal
 
+import yaml
 from nerfstudio.engine.trainer import Trainer
+
+from latent_triplane_ns.errors import InputError
+
+
+class CheckpointError(InputError):
+    """A nerfstudio checkpoint that cannot be read, or a run folder that a new run would overwrite."""
 
 
 class LatentTrainer(Trainer):
-    """nerfstudio's `Trainer`, whose run config gains the model's `restore` record once the model exists.
+    """nerfstudio's `Trainer`, with four additions for the latent methods.
 
-    `ns-train` writes config.yml before the pipeline is built, so the autoencoder's architecture (needed to rebuild
-    the model when its basis checkpoint or autoencoder folder has moved) is not known then. `setup` builds the
-    pipeline, then writes the config again through nerfstudio's own `save_config`, with the record in it.
+    - Decay: a preset's schedulers are written for the preset's number of steps; with `--max-num-iterations N` they
+      decay over N steps instead, so a shorter or longer run still ends at the schedule's final rate.
+    - Restore: `ns-train` writes config.yml before the pipeline is built, so the autoencoder's architecture (needed
+      to rebuild the model when its basis checkpoint or autoencoder folder has moved) is not known then. `setup`
+      builds the pipeline, then writes the config again through nerfstudio's own `save_config`, with the record. A
+      run resumed with `--load-dir` takes the record from its run's config.yml, so it resumes even when its basis
+      or autoencoder folder has moved since: its checkpoint holds every weight.
+    - No overwrite: `ns-train --load-config` (which drops every other flag, `--load-dir` included) would train from
+      step 0 into the old run's folder, over its checkpoints; it is refused, saying how to resume.
+    - No debris: a run whose setup fails on bad input removes the run folder it created (config.yml only); a
+      damaged checkpoint is named.
     """
 
     def setup(self, test_mode: Literal["test", "val", "inference"] = "val") -> None:
-        super().setup(test_mode)
+        for group in self.config.optimizers.values():
+            scheduler = group.get("scheduler")
+            if scheduler is not None and hasattr(scheduler, "max_steps"):
+                scheduler.max_steps = self.config.max_num_iterations
+        self._refuse_overwrite()
+        self._restore_record_of_resumed_run()
+        try:
+            super().setup(test_mode)
+        except InputError:
+            self._remove_empty_run_folder()
+            raise
         model = self.pipeline.model
         if self.local_rank == 0 and hasattr(model, "restore_record"):
             self.config.pipeline.model.restore = model.restore_record()
             self.config.save_config()
+
+    def _checkpoints(self, folder: Path) -> list:
+        return sorted(folder.glob("step-*.ckpt")) if folder.is_dir() else []
+
+    def _refuse_overwrite(self) -> None:
+        # `ns-train --load-config` replaces the whole command line by the saved config, whose run folder and
+        # timestamp are the old run's: training would start again from step 0 over its checkpoints.
+        if "--load-config" not in sys.argv or self.config.load_dir is not None or self.config.load_checkpoint:
+            return
+        existing = self._checkpoints(self.checkpoint_dir)
+        if existing:
+            raise CheckpointError(
+                f"{self.checkpoint_dir}: already holds the checkpoints of a trained run ({existing[-1].name}), and "
+                "ns-train --load-config would train again from step 0 over them, ignoring every other flag. To resume "
+                f"the run: ns-train <method> --load-dir {self.checkpoint_dir} <its usual flags>; to look at it: "
+                "ns-viewer/ns-eval --load-config"
+            )
+
+    def _restore_record_of_resumed_run(self) -> None:
+        model_config = self.config.pipeline.model
+        if self.config.load_dir is None or getattr(model_config, "restore", "n/a") is not None:
+            return
+        run_config = Path(self.config.load_dir).parent / "config.yml"
+        if run_config.is_file():
+            saved = yaml.load(run_config.read_text(), Loader=yaml.Loader)
+            model_config.restore = getattr(saved.pipeline.model, "restore", None)
+
+    def _remove_empty_run_folder(self) -> None:
+        base = Path(self.base_dir)
+        if self.local_rank == 0 and base.is_dir() and {p.name for p in base.iterdir()} <= {"config.yml"}:
+            shutil.rmtree(base, ignore_errors=True)
+
+    def _load_checkpoint(self) -> None:
+        load_dir = self.config.load_dir
+        if load_dir is not None and not self._checkpoints(Path(load_dir)):
+            what = "holds no checkpoint (step-*.ckpt)" if Path(load_dir).is_dir() else "does not exist"
+            raise CheckpointError(f"{load_dir}: the --load-dir folder {what}")
+        try:
+            super()._load_checkpoint()
+        except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile, KeyError) as err:
+            where = self.config.load_checkpoint or self.config.load_dir
+            if self.config.load_dir is not None:
+                found = self._checkpoints(Path(self.config.load_dir))
+                where = found[-1] if found else self.config.load_dir
+            raise CheckpointError(
+                f"{where}: the checkpoint cannot be read ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); "
+                "it may be truncated: resume from an earlier step with --load-step, or train anew"
+            ) from err

@@ -15,11 +15,13 @@ from latent_triplane_ns.ffmpeg import ensure_ffmpeg
 from latent_triplane_ns.model import LatentTriplaneModelConfig
 from latent_triplane_ns.optimizers import PlainFloatExponentialDecaySchedulerConfig, SceneSparseAdamOptimizerConfig
 from latent_triplane_ns.pipeline import LatentPipelineConfig
+from latent_triplane_ns.quiet import silence_harmless_warnings
 from latent_triplane_ns.trainer import LatentTrainer
 
 # Every ns-* command loads these presets through the entry points: `ns-render` then finds an ffmpeg even on a
-# machine without a system one.
+# machine without a system one, and the warnings known to be harmless stay off the user's screen.
 ensure_ffmpeg()
+silence_harmless_warnings()
 
 
 CPU_FIELD = dict(

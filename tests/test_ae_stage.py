@@ -108,7 +108,10 @@ def test_losses_on_hand_made_tensors(stage1):
 def test_basis_checkpoint_is_portable_and_reproduces_a_training_scene(stage1, tiny_collection, tmp_path):
     trainer, _ = stage1
     basis_dir = trainer.base_dir / "basis"
-    assert read_basis_checkpoint(trainer.base_dir / "basis_before_joint").settings.num_basis == 2
+    before_joint = read_basis_checkpoint(trainer.base_dir / "basis_before_joint").settings
+    assert before_joint.num_basis == 2 and (before_joint.step, before_joint.complete) == (6 + 40, True)
+    final = read_basis_checkpoint(basis_dir).settings
+    assert (final.step, final.complete) == (66, True)
     files = {p.name for p in basis_dir.iterdir()}
     assert files == {SETTINGS_FILE, TENSORS_FILE, SCENES_FILE, "autoencoder"}
     settings_text = (basis_dir / SETTINGS_FILE).read_text()

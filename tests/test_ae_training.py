@@ -11,6 +11,7 @@ from latent_triplane_ns.ae_training import (
     TRAINING_LOG_FILE,
     AETrainingConfig,
     autoencoder_losses,
+    learning_rate,
     load_collection_images,
     reconstruction_psnr,
     train_autoencoder,
@@ -92,3 +93,36 @@ def test_cli_replaces_its_own_folder_but_never_someone_elses(tiny_collection, tm
     with pytest.raises(NotOurFolderError, match="refusing to replace it"):
         TrainAutoencoder(data=tiny_collection, output_dir=theirs, training=training, device="cpu").main()
     assert (theirs / "run" / "notes.txt").read_text() == "keep me"
+
+
+def test_the_learning_rate_decays_with_whichever_budget_runs_out_first(tiny_collection):
+    # a 6-second budget with the default 100,000-step cap: the clock must set the decay's progress
+    by_time = AETrainingConfig(architecture=TINY, lr=1e-3, max_minutes=0.1)
+    assert learning_rate(by_time, 1000, 0.0) == pytest.approx(1e-3, rel=1e-3)
+    # 90% of the time budget gone: 0.05 + 0.95 * (1 + cos(0.9 pi)) / 2 = 0.073248 of the peak
+    assert learning_rate(by_time, 1000, 5.4) == pytest.approx(1e-3 * 0.073248, rel=1e-4)
+    by_steps = AETrainingConfig(architecture=TINY, lr=1e-3, max_minutes=60.0, max_steps=2000)
+    assert learning_rate(by_steps, 1000, 5.4) == pytest.approx(1e-3 * 0.525, rel=1e-3)  # half the steps: cos(pi/2)
+    assert learning_rate(by_steps, 9, 0.0) == pytest.approx(1e-3 * 10 / 50, rel=1e-3)  # warm-up: 50 steps
+
+    # and a real time-budgeted run does decay: its last steps run near the floor of 5%
+    train = load_collection_images(tiny_collection, "train")[:8]
+    rates = []
+    config = AETrainingConfig(architecture=TINY, lr=1e-3, max_minutes=0.05, eval_every_seconds=60.0, batch_size=2)
+    train_autoencoder(config, train, train[:2], on_progress=lambda record: rates.append(record["lr"]))
+    assert len(rates) > 10 and max(rates) > 0.5e-3 and rates[-1] < 0.2e-3
+
+
+def test_images_whose_sides_are_not_multiples_of_the_factor_are_cropped(tmp_path):
+    from latent_triplane_ns.procedural import generate_collection
+
+    odd = tmp_path / "odd"
+    generate_collection(odd, num_scenes=1, image_size=36, num_train_views=2, num_test_views=1, show_progress=False)
+    out = tmp_path / "ae"
+    training = AETrainingConfig(architecture=TINY, max_steps=2)
+    TrainAutoencoder(data=odd, output_dir=out, training=training, device="cpu").main()  # 36 px: cropped to 32
+    assert json.loads((out / TRAINING_LOG_FILE).read_text())["steps"] == 2
+    full = load_collection_images(odd, "train")
+    cropped = load_collection_images(odd, "train", multiple_of=8)
+    assert full.shape[-2:] == (36, 36) and cropped.shape[-2:] == (32, 32)
+    assert torch.equal(cropped, full[..., :32, :32])  # the top-left, as ns-train crops

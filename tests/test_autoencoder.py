@@ -84,3 +84,29 @@ def test_fingerprint_follows_weights():
     with torch.no_grad():
         next(b.vae.parameters()).add_(1e-3)
     assert a.fingerprint() != b.fingerprint()
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("{not json", "not valid JSON"),
+        (json.dumps({"shift": [0.0] * 3, "scale": [1.0] * 3}), "'shift' has 3 values, the autoencoder beside it has 4"),
+        (json.dumps({"shift": [0.0] * 4}), "'scale' must be a list of numbers"),
+    ],
+)
+def test_a_bad_latent_statistics_file_is_named(tmp_path, content, message):
+    tiny_ae().vae.save_pretrained(str(tmp_path))
+    (tmp_path / LATENT_STATS_FILE).write_text(content)
+    with pytest.raises(AutoencoderError, match=f"{LATENT_STATS_FILE}: {message}"):
+        LatentAutoencoder(AutoencoderConfig(source="pretrained", pretrained_path=tmp_path))
+
+
+def test_a_hub_id_offline_fails_at_once_with_one_clear_error(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # so that the id is no local folder
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    config = AutoencoderConfig(source="pretrained", pretrained_path="stabilityai/sd-vae-ft-mse")
+    with pytest.raises(AutoencoderError, match=r"stabilityai/sd-vae-ft-mse: not a local folder, and as a hub id"):
+        LatentAutoencoder(config)
+    # a relative path that merely does not exist is not taken for a hub id
+    with pytest.raises(AutoencoderError, match="missing_dir: autoencoder directory does not exist"):
+        LatentAutoencoder(AutoencoderConfig(source="pretrained", pretrained_path="missing_dir"))

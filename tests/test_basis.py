@@ -36,7 +36,7 @@ def small_model(num_scenes=2, micro=3, macro=2, basis=2):
 @pytest.fixture
 def written(tmp_path):
     model = small_model()
-    return model, write_basis_checkpoint(model, tmp_path / "basis")
+    return model, write_basis_checkpoint(model, tmp_path / "basis", step=7, complete=True)
 
 
 def test_round_trip_is_typed_and_complete(written):
@@ -45,6 +45,8 @@ def test_round_trip_is_typed_and_complete(written):
     s = basis.settings
     assert (s.plane_resolution, s.macro_features, s.num_basis, s.num_features, s.micro_features) == (4, 2, 2, 5, 3)
     assert s.scene_names == ("s0", "s1") and s.autoencoder == "identity" and s.latent_channels == 3
+    assert s.step == 7 and s.complete
+    basis.check_complete()
     assert torch.equal(basis.tensors["basis"], model.field.triplanes.basis.detach())
     # a field of the same sizes gets the basis, the MLP and the asked-for scene's planes
     other = small_model(num_scenes=3)
@@ -100,3 +102,32 @@ def test_settings_are_a_frozen_dataclass(written):
     assert replace(settings, num_basis=7).num_basis == 7 and settings.num_basis == 2
     with pytest.raises(AttributeError):
         settings.num_basis = 3  # type: ignore[misc]
+
+
+def test_a_killed_run_leaves_an_incomplete_basis_that_stage_2_refuses(tiny_collection, tmp_path):
+    from conftest import reduced_config
+    from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackLocation
+
+    config = reduced_config("latent-triplane-small", tiny_collection, tmp_path / "stage1", steps=8, num_basis=2)
+    config.steps_per_save = 3
+    config.save_config()
+    trainer = config.setup(local_rank=0, world_size=1)
+    trainer.setup()
+
+    def kill(step):
+        if step == 4:
+            raise RuntimeError("killed at step 4")
+
+    trainer.callbacks.append(TrainingCallback([TrainingCallbackLocation.AFTER_TRAIN_ITERATION], kill))
+    with pytest.raises(RuntimeError, match="killed"):
+        trainer.train()
+    settings = read_basis_checkpoint(trainer.base_dir / "basis").settings
+    assert (settings.step, settings.complete) == (3, False)  # the periodic save at step 3, not a finished basis
+    stage2 = dict(num_basis=2, basis_checkpoint=trainer.base_dir / "basis")
+    refused = reduced_config("latent-triplane-small", tiny_collection, tmp_path / "stage2", **stage2)
+    with pytest.raises(BasisCheckpointError, match=r"basis\.json: written at step 3 of a run that had not finished"):
+        refused.pipeline.setup(device="cpu")
+    allowed = reduced_config(
+        "latent-triplane-small", tiny_collection, tmp_path / "s2", allow_incomplete_basis=True, **stage2
+    )
+    assert allowed.pipeline.setup(device="cpu").model.field.triplanes.num_basis == 2

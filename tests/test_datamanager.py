@@ -98,6 +98,32 @@ def test_cache_hit_encodes_nothing_and_changes_invalidate(collection, monkeypatc
     assert not list((collection / CACHE_DIRNAME).glob(".*.tmp"))  # nothing half-written is left
 
 
+@pytest.mark.parametrize("damage", ["zero-filled", "truncated", "sidecar missing"])
+def test_a_damaged_cache_entry_is_reported_and_encoded_again(collection, damage, capsys):
+    ae = tiny_ae()
+    first = make_datamanager(collection)
+    first.set_autoencoder(ae)
+    latents = first.cached_train["latents"].clone()
+    (cache_file,) = (collection / CACHE_DIRNAME).glob("train-*.safetensors")
+    size = cache_file.stat().st_size
+    if damage == "zero-filled":
+        cache_file.write_bytes(bytes(size))
+    elif damage == "truncated":
+        cache_file.write_bytes(cache_file.read_bytes()[: size // 2])
+    else:
+        cache_file.with_suffix(".json").unlink()
+    again = make_datamanager(collection)
+    again.set_autoencoder(ae)
+    assert torch.equal(again.cached_train["latents"], latents)  # encoded again: the real latents, not zeros
+    output = capsys.readouterr().out
+    assert "Damaged latent cache entry" in output and "Latent cache hit" not in output
+    # the entry written in its place is whole: the next run reads it
+    third = make_datamanager(collection)
+    third.set_autoencoder(ae)
+    assert torch.equal(third.cached_train["latents"], latents)
+    assert "Latent cache hit" in capsys.readouterr().out
+
+
 def test_odd_image_sizes_are_cropped_or_refused(collection, tmp_path):
     from latent_triplane_ns.procedural import generate_collection
 

@@ -367,3 +367,10 @@ def test_ns_train_help_lists_the_dataparsers():
         assert f"EXIT {name} 0" in result.stdout, result.stdout[-2000:] + result.stderr[-2000:]
     for option in ("--scene-range", "--num-test-views", "--num-scenes", "--scale-factor"):
         assert option in result.stdout
+
+
+def test_a_dangling_scene_link_is_named_not_dropped(collections, tmp_path):
+    data = shutil.copytree(collections / "blender", tmp_path / "cars")
+    os.symlink(tmp_path / "moved_away", data / "scene_00009")
+    with pytest.raises(MissingFileError, match=r"scene_00009: a link to .*moved_away, which does not exist"):
+        parse(data)

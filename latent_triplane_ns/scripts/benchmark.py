@@ -11,6 +11,7 @@ from typing import List, Optional
 import tyro
 
 from latent_triplane_ns.benchmark import BENCHMARK_PRESETS, BenchmarkConfig, quiet_diffusers, run_benchmark
+from latent_triplane_ns.quiet import silence_harmless_warnings
 
 
 @dataclass
@@ -42,6 +43,7 @@ def parse(args: List[str]) -> Benchmark:
 
 
 def entrypoint(args: Optional[List[str]] = None) -> None:
+    silence_harmless_warnings()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     config = parse(sys.argv[1:] if args is None else args)
     quiet_diffusers()

@@ -10,6 +10,7 @@ from rich.console import Console
 
 from latent_triplane_ns.contact_sheet import compose_sheet, sheet_rows
 from latent_triplane_ns.evaluation import pick_views
+from latent_triplane_ns.quiet import silence_harmless_warnings
 
 CONSOLE = Console(width=120)
 
@@ -47,6 +48,7 @@ class ContactSheet:
 
 
 def entrypoint() -> None:
+    silence_harmless_warnings()
     tyro.cli(ContactSheet).main()
 
 

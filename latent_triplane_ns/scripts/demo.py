@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import resource
 import shlex
 import subprocess
@@ -18,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from latent_triplane_ns.procedural import generate_collection
+from latent_triplane_ns.quiet import python_warnings_option, silence_harmless_warnings
 
 CONSOLE = Console()
 
@@ -32,7 +34,9 @@ def run(command: List[str]) -> float:
     """Runs one command as a user would type it, echoing it first; returns its wall time in seconds."""
     CONSOLE.print(f"[bold cyan]$ {shlex.join(command)}")
     start = time.perf_counter()
-    returncode = subprocess.run(command).returncode
+    # Each command's imports of nerfstudio warn before the plugin is loaded: the harmless ones are filtered here.
+    filters = ",".join(filter(None, [os.environ.get("PYTHONWARNINGS", ""), python_warnings_option()]))
+    returncode = subprocess.run(command, env={**os.environ, "PYTHONWARNINGS": filters}).returncode
     if returncode != 0:
         CONSOLE.print(f"[bold red]{Path(command[0]).name} failed (exit code {returncode}); its message is above.")
         sys.exit(returncode)
@@ -182,6 +186,7 @@ class Demo:
 
 
 def entrypoint() -> None:
+    silence_harmless_warnings()
     tyro.cli(Demo).main()
 
 

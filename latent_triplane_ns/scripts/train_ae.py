@@ -12,6 +12,7 @@ import tyro
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from latent_triplane_ns.ae_training import AETrainingConfig, progress_status, train_and_save_autoencoder
+from latent_triplane_ns.quiet import silence_harmless_warnings
 
 
 @dataclass
@@ -43,6 +44,9 @@ class TrainAutoencoder:
 
             def show(record):
                 progress.update(task, completed=min(record["seconds"], budget), status=progress_status(record))
+                if record["evaluated"] and not progress.console.is_terminal:
+                    # no bar is drawn into a log file: a line per held-out measurement instead
+                    progress.console.print(f"autoencoder {record['seconds']:.0f} s  {progress_status(record)}")
 
             log = train_and_save_autoencoder(
                 self.training, self.data, self.output_dir, self.scene_range, self.device, on_progress=show
@@ -52,6 +56,7 @@ class TrainAutoencoder:
 
 
 def entrypoint() -> None:
+    silence_harmless_warnings()
     tyro.cli(TrainAutoencoder).main()
 
 

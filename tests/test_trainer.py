@@ -1,0 +1,81 @@
+"""LatentTrainer: learning rates that decay over the run's own steps, and the restore record in config.yml."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import yaml
+from conftest import reduced_config, run_training
+
+
+def test_the_decay_follows_max_num_iterations_and_config_records_the_autoencoder(tiny_collection, tmp_path):
+    config = reduced_config("latent-triplane-small", tiny_collection, tmp_path, steps=30)
+    preset = {name: group["scheduler"].max_steps for name, group in config.optimizers.items()}
+    assert set(preset.values()) == {3000}  # the preset's schedule is written for 3000 steps
+    trainer = run_training(config)
+    for name, optimizer in trainer.optimizers.optimizers.items():
+        final = config.optimizers[name]["scheduler"].lr_final
+        # after its 30 steps the run ends at the schedule's final rate, not at 0.99 of the initial one
+        assert optimizer.param_groups[0]["lr"] == pytest.approx(final, rel=0.15), name
+    saved = yaml.load((trainer.base_dir / "config.yml").read_text(), Loader=yaml.Loader)
+    architecture = saved.pipeline.model.restore["autoencoder"]["architecture"]
+    assert architecture["latent_channels"] == 4 and architecture["_class_name"] == "AutoencoderKL"
+
+
+def test_a_truncated_checkpoint_is_named(tiny_collection, tmp_path):
+    from latent_triplane_ns.trainer import CheckpointError
+
+    trainer = run_training(reduced_config("triplane-rgb", tiny_collection, tmp_path, steps=3, scene_range=(0, 1)))
+    (checkpoint,) = trainer.checkpoint_dir.glob("step-*.ckpt")
+    checkpoint.write_bytes(checkpoint.read_bytes()[:1000])
+    resumed = reduced_config("triplane-rgb", tiny_collection, tmp_path / "again", steps=3, scene_range=(0, 1))
+    resumed.load_dir = trainer.checkpoint_dir
+    again = resumed.setup(local_rank=0, world_size=1)
+    with pytest.raises(CheckpointError, match=rf"{checkpoint.name}: the checkpoint cannot be read"):
+        again.setup()
+
+
+def test_a_run_that_fails_on_bad_input_leaves_no_folder(tiny_collection, tmp_path):
+    from latent_triplane_ns.basis import BasisCheckpointError
+
+    config = reduced_config("latent-triplane-small", tiny_collection, tmp_path, basis_checkpoint=tmp_path / "nope")
+    config.save_config()  # as ns-train does before the trainer is set up
+    base_dir = config.get_base_dir()
+    assert (base_dir / "config.yml").is_file()
+    with pytest.raises(BasisCheckpointError, match="basis checkpoint directory does not exist"):
+        config.setup(local_rank=0, world_size=1).setup()
+    assert not base_dir.exists()
+
+
+def test_load_config_would_retrain_over_a_run_and_is_refused(tiny_collection, tmp_path, monkeypatch):
+    from latent_triplane_ns.trainer import CheckpointError
+
+    trainer = run_training(reduced_config("triplane-rgb", tiny_collection, tmp_path, steps=2, scene_range=(0, 1)))
+    saved = yaml.load((trainer.base_dir / "config.yml").read_text(), Loader=yaml.Loader)
+    monkeypatch.setattr("sys.argv", ["ns-train", "--load-config", str(trainer.base_dir / "config.yml")])
+    with pytest.raises(CheckpointError, match="already holds the checkpoints of a trained run"):
+        saved.setup(local_rank=0, world_size=1).setup()
+    assert len(list(trainer.checkpoint_dir.glob("step-*.ckpt"))) == 1  # untouched
+
+
+def test_stage_2_resumes_after_its_basis_folder_moved(tiny_collection, tmp_path):
+    stage1 = run_training(
+        reduced_config("latent-triplane-small", tiny_collection, tmp_path / "s1", steps=3, num_basis=2)
+    )
+    basis = tmp_path / "basis"
+    shutil.copytree(stage1.base_dir / "basis", basis)
+    stage2 = dict(num_basis=2, basis_checkpoint=basis)
+    first = run_training(
+        reduced_config("latent-triplane-small", tiny_collection, tmp_path / "s2", steps=4, scene_range=(2, 4), **stage2)
+    )
+    shutil.move(basis, tmp_path / "moved")
+    resumed = reduced_config(
+        "latent-triplane-small", tiny_collection, tmp_path / "s2", steps=3, scene_range=(2, 4), **stage2
+    )
+    resumed.load_dir = first.checkpoint_dir
+    trainer = resumed.setup(local_rank=0, world_size=1)
+    trainer.setup()  # the basis is gone: the model is rebuilt from the run's record, the checkpoint fills it
+    assert trainer._start_step == 4
+    trainer.train()
+    assert sorted(p.name for p in first.checkpoint_dir.glob("step-*.ckpt"))[-1] == "step-000000006.ckpt"
