@@ -105,12 +105,13 @@ def test_the_learning_rate_decays_with_whichever_budget_runs_out_first(tiny_coll
     assert learning_rate(by_steps, 1000, 5.4) == pytest.approx(1e-3 * 0.525, rel=1e-3)  # half the steps: cos(pi/2)
     assert learning_rate(by_steps, 9, 0.0) == pytest.approx(1e-3 * 10 / 50, rel=1e-3)  # warm-up: 50 steps
 
-    # and a real time-budgeted run does decay: its last steps run near the floor of 5%
+    # and a real time-budgeted run does decay: its last steps run near the floor of 5% (with the old progress,
+    # min(time, steps), the rate only ever rose: the last step had the highest rate)
     train = load_collection_images(tiny_collection, "train")[:8]
     rates = []
-    config = AETrainingConfig(architecture=TINY, lr=1e-3, max_minutes=0.05, eval_every_seconds=60.0, batch_size=2)
+    config = AETrainingConfig(architecture=TINY, lr=1e-3, max_minutes=0.1, eval_every_seconds=60.0, batch_size=2)
     train_autoencoder(config, train, train[:2], on_progress=lambda record: rates.append(record["lr"]))
-    assert len(rates) > 10 and max(rates) > 0.5e-3 and rates[-1] < 0.2e-3
+    assert len(rates) > 10 and max(rates) > 0.3e-3 and rates[-1] < 0.25 * max(rates)
 
 
 def test_images_whose_sides_are_not_multiples_of_the_factor_are_cropped(tmp_path):
