@@ -9,6 +9,8 @@ from typing import Type
 HARMLESS_WARNINGS: tuple[tuple[Type[Warning], str], ...] = (
     # nerfstudio 1.1.5 indexes camera tensors with lists; the results are right with the pinned torch.
     (UserWarning, "Using a non-tuple sequence for multidimensional indexing is deprecated"),
+    # nerfstudio's camera utilities (ns-render's spiral path) call torch.cross without its dim argument.
+    (UserWarning, "Using torch.cross without specifying the dim arg is deprecated"),
     # nerfstudio's writer logs the loss tensor itself as a scalar.
     (UserWarning, "Converting a tensor with requires_grad=True to a scalar may lead to unexpected behavior"),
     # nerfstudio's Trainer builds its grad scaler (disabled on a CPU) through a deprecated torch alias.
