@@ -107,6 +107,10 @@ class SceneEvaluator:
         self.full_metrics = full_metrics
         self._loaded = [] if full_metrics else [datamanager.eval_view(i) for i in self.indices]
 
+    def _view(self, position: int):
+        """(camera, batch without latent) of the evaluated view at `position`: loaded once when preloaded."""
+        return self._loaded[position] if self._loaded else self.datamanager.eval_view(self.indices[position])
+
     def __len__(self) -> int:
         return len(self.indices)
 
@@ -146,8 +150,8 @@ class SceneEvaluator:
         if ae.vae is None:
             return None
         views = []
-        for index in self.indices:
-            _, batch = self.datamanager.eval_view(index)
+        for position, index in enumerate(self.indices):
+            _, batch = self._view(position)
             image = batch["image"]
             recon = ae.decode(ae.encode(image.permute(2, 0, 1)[None]))[0].permute(1, 2, 0)
             metrics = {"psnr": image_psnr(recon, image)}
