@@ -14,7 +14,6 @@ from torch.nn import Parameter
 from latent_triplane_ns.ae_training import autoencoder_losses
 from latent_triplane_ns.autoencoder import AutoencoderConfig
 from latent_triplane_ns.errors import InputError
-from latent_triplane_ns.field import plane_tv
 from latent_triplane_ns.model import LatentTriplaneModel, LatentTriplaneModelConfig
 
 Phase = Literal["warmup", "fit", "joint"]
@@ -115,8 +114,7 @@ class LatentTriplaneAEModel(LatentTriplaneModel):
             "ae_loss": self.config.ae_loss_mult * F.mse_loss(ae.decode_raw(z), x),
         }
         if self.config.tv_loss_mult > 0:
-            scenes = torch.unique(outputs["scene_index"].long())
-            losses["tv_loss"] = self.config.tv_loss_mult * plane_tv(self.field.triplanes.planes(scenes))
+            losses["tv_loss"] = self.tv_loss(outputs["scene_index"])
         for name, value in losses.items():
             if not torch.isfinite(value):
                 raise FloatingPointError(f"{name} is not finite in the joint phase: lower the learning rates")

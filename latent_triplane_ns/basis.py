@@ -13,6 +13,7 @@ from safetensors.torch import load_file, save_file
 
 from latent_triplane_ns.atomic import atomic_directory
 from latent_triplane_ns.autoencoder import AutoencoderConfig, LatentAutoencoder, load_pretrained_vae
+from latent_triplane_ns.distributed.sync import gather_on_main
 from latent_triplane_ns.errors import InputError
 
 if TYPE_CHECKING:
@@ -256,10 +257,18 @@ def write_basis_checkpoint(model: Any, path: Path, step: int, complete: bool) ->
     `scenes.safetensors` (micro planes and basis weights of the collection's scenes, so they can be rendered or
     fine-tuned again), `basis.json` (`BasisSettings`: sizes, normalisation, background latent, encode mode, the
     collection's scene names). No optimizer state and no absolute paths.
+
+    In scene-parallel training every rank calls it: the ranks' scenes are gathered in rank order, and rank 0 writes.
     """
     field = model.field
-    ae: LatentAutoencoder = model.autoencoder
     planes = field.triplanes
+    local = {"micro": planes.micro.detach(), "weights": planes.weights.detach(), "names": list(model.scene_names)}
+    shards = gather_on_main(local)
+    if shards is None:
+        return Path(path)
+    scene_names = [name for shard in shards for name in shard["names"]]
+    scenes = {key: torch.cat([shard[key] for shard in shards]).cpu().contiguous() for key in ("micro", "weights")}
+    ae: LatentAutoencoder = model.autoencoder
     settings = BasisSettings(
         plane_resolution=planes.resolution,
         macro_features=int(planes.basis.shape[2]),
@@ -275,13 +284,12 @@ def write_basis_checkpoint(model: Any, path: Path, step: int, complete: bool) ->
         tanh_scale=tuple(ae.norm_scale.tolist()),
         tanh_shift=tuple(ae.norm_shift.tolist()),
         background_latent=tuple(ae.background_latent.tolist()),
-        scene_names=tuple(model.scene_names),
+        scene_names=tuple(scene_names),
         step=int(step),
         complete=bool(complete),
     )
     tensors = {"basis": planes.basis.detach().cpu().contiguous()}
     tensors.update({f"mlp.{k}": v.detach().cpu().contiguous() for k, v in field.mlp.state_dict().items()})
-    scenes = {"micro": planes.micro.detach().cpu().contiguous(), "weights": planes.weights.detach().cpu().contiguous()}
     with atomic_directory(Path(path), marker=SETTINGS_FILE) as tmp:
         save_file(tensors, str(tmp / TENSORS_FILE))
         save_file(scenes, str(tmp / SCENES_FILE))

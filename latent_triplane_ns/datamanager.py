@@ -30,6 +30,7 @@ from latent_triplane_ns.autoencoder import LatentAutoencoder
 from latent_triplane_ns.dataparsers.procedural import ProceduralCarsDataParserConfig
 from latent_triplane_ns.errors import InputError
 from latent_triplane_ns.images import ImageDataset, check_images
+from latent_triplane_ns.scene_batches import SceneSchedule, ray_shares
 
 CACHE_DIRNAME = ".ltn_latents"
 """Folder, inside the dataset folder, holding the cached latents."""
@@ -46,7 +47,12 @@ class LatentDataManagerConfig(VanillaDataManagerConfig):
     _target: Type = field(default_factory=lambda: LatentDataManager)
     dataparser: AnnotatedDataParserUnion = field(default_factory=ProceduralCarsDataParserConfig)
     train_num_rays_per_batch: int = 4096
-    """Latent pixels (rays) per training step, drawn uniformly over all images of all scenes."""
+    """Latent pixels (rays) per training step, shared evenly by the step's scenes (see scenes_per_batch)."""
+    scenes_per_batch: int = 8
+    """Scenes whose rays make up a training step, drawn without repeats from a shuffled order of the collection's
+    scenes, so every scene is visited once per epoch of ceil(S / scenes_per_batch) steps; each gets an equal share
+    of the rays, uniform over its images and pixels. A step's cost then stays flat as the collection grows.
+    0: rays uniform over every image of every scene (a step then touches up to one scene per ray)."""
     eval_num_rays_per_batch: int = 4096
     """Latent pixels per evaluation-loss step."""
     seed: int = 42
@@ -73,6 +79,8 @@ class LatentDataManager(VanillaDataManager[ImageDataset]):
         self._autoencoder: List[LatentAutoencoder] = []  # unregistered: the model owns and saves it
         super().__init__(config, *args, **kwargs)
         self._rng = torch.Generator().manual_seed(config.seed)
+        if config.scenes_per_batch < 0:
+            raise InputError(f"scenes_per_batch={config.scenes_per_batch}: give 0 (every scene) or a positive count")
         # every image decodes (a truncated or damaged file is refused by name now, not at a later step)
         check_images([*self.train_dataset.image_filenames, *self.eval_dataset.image_filenames])
         self.eval_unseen_cameras = list(range(len(self.eval_dataset)))
@@ -209,9 +217,43 @@ class LatentDataManager(VanillaDataManager[ImageDataset]):
         ray_bundle = cameras.generate_rays(camera_indices=image.unsqueeze(-1), coords=coords)
         return ray_bundle, {"latent": latents[image, y, x], "indices": torch.stack([image, y, x], dim=-1)}
 
+    @cached_property
+    def _train_images_by_scene(self) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+        """(scenes, first, count, order): the scenes with training images; for each, where its images start in
+        `order` and how many it has; `order` lists the training images grouped by scene."""
+        scene_index = self.train_dataset.cameras.metadata["scene_index"].view(-1).long()
+        order = torch.argsort(scene_index, stable=True)
+        scenes, count = torch.unique(scene_index, return_counts=True)
+        first = torch.cumsum(count, 0) - count
+        return scenes, first, count, order
+
+    @cached_property
+    def scene_schedule(self) -> SceneSchedule:
+        """The scenes of each training step (scene-batched sampling), as positions in `_train_images_by_scene`."""
+        return SceneSchedule(len(self._train_images_by_scene[0]), self.config.scenes_per_batch, self._rng)
+
+    def _scene_batched_rays(self, count: int) -> Tuple[RayBundle, Dict]:
+        """`count` latent pixels of the next step's scenes, an equal share each (the first few get one more when
+        `count` does not divide evenly), uniform over each scene's images and pixels."""
+        cache = self.cached_train
+        latents = cache["latents"]
+        _, h, w, _ = latents.shape
+        _, first, num_images, order = self._train_images_by_scene
+        chosen = self.scene_schedule.next()
+        ray_scene = chosen.repeat_interleave(ray_shares(count, len(chosen)))
+        local = (torch.rand(count, generator=self._rng) * num_images[ray_scene]).long()
+        image = order[first[ray_scene] + local.clamp(max=num_images[ray_scene] - 1)].to(self.device)
+        pixel = torch.randint(0, h * w, (count,), generator=self._rng).to(self.device)
+        y, x = pixel // w, pixel % w
+        coords = torch.stack([y, x], dim=-1).float() + 0.5
+        ray_bundle = self.latent_train_cameras.generate_rays(camera_indices=image.unsqueeze(-1), coords=coords)
+        return ray_bundle, {"latent": latents[image, y, x], "indices": torch.stack([image, y, x], dim=-1)}
+
     def next_train(self, step: int) -> Tuple[RayBundle, Dict]:  # type: ignore[override]
-        """Random latent pixels of all training images of all scenes."""
+        """Random latent pixels of the step's scenes (all scenes when scenes_per_batch is 0)."""
         self.train_count += 1
+        if self.config.scenes_per_batch > 0:
+            return self._scene_batched_rays(self.config.train_num_rays_per_batch)
         return self._random_rays(self.cached_train, self.latent_train_cameras, self.config.train_num_rays_per_batch)
 
     def next_eval(self, step: int) -> Tuple[RayBundle, Dict]:  # type: ignore[override]

@@ -18,6 +18,27 @@ PLANE_AXES = ((0, 1), (0, 2), (1, 2))
 """Coordinates each plane is indexed by: xy, xz, yz (nerfstudio's order; the EG3D xz/zx duplicate is not copied)."""
 
 
+class _SceneRows(torch.autograd.Function):
+    """Rows of a per-scene parameter whose gradient is a sparse tensor holding only those rows."""
+
+    @staticmethod
+    def forward(ctx, param: Tensor, rows: Tensor) -> Tensor:
+        ctx.save_for_backward(rows)
+        ctx.shape = param.shape
+        return param.index_select(0, rows)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        (rows,) = ctx.saved_tensors
+        return torch.sparse_coo_tensor(rows[None], grad, ctx.shape, check_invariants=False), None
+
+
+def scene_rows(param: Float[Tensor, " S *rest"], rows: Int[Tensor, " k"]) -> Float[Tensor, " k *rest"]:
+    """`param[rows]` for distinct rows, with a sparse gradient of `param`'s shape: a dense one would cost memory
+    and time in proportion to every scene of the collection at every step."""
+    return _SceneRows.apply(param, rows)
+
+
 class MicroMacroTriplanes(nn.Module):
     """Tri-Planes for many scenes: T(s) = concat(T_mic(s), sum_i W(s)_i B_i).
 
@@ -57,11 +78,15 @@ class MicroMacroTriplanes(nn.Module):
         return self.micro.shape[2] + self.basis.shape[2]
 
     def planes(self, scenes: Int[Tensor, " k"]) -> Float[Tensor, "k 3 F R R"]:
-        """The fused planes of the given scenes."""
-        micro = self.micro[scenes]
+        """The fused planes of the given scenes (distinct, ascending, as `torch.unique` gives them).
+
+        The per-scene parameters get sparse gradients holding only these scenes' rows, so that a step's backward
+        and optimiser update cost the same whatever the number of scenes in the collection.
+        """
+        micro = scene_rows(self.micro, scenes)
         if self.num_basis == 0:
             return micro
-        macro = torch.einsum("km,mpfhw->kpfhw", self.weights[scenes], self.basis)
+        macro = torch.einsum("km,mpfhw->kpfhw", scene_rows(self.weights, scenes), self.basis)
         return torch.cat([micro, macro], dim=2)
 
     def forward(

@@ -17,7 +17,8 @@ class SceneSparseAdam(torch.optim.Optimizer):
 
     A dense Adam keeps moving every scene by its momentum even when the scene is absent from the batch; here the
     moments, the bias-correction step count and the values of absent scenes stay exactly as they are ("lazy"
-    Adam, as torch's SparseAdam does for sparse gradients).
+    Adam, as torch's SparseAdam does for sparse gradients). Sparse gradients (the field's) are read row by row;
+    a dense gradient's rows count as present when any of their entries is non-zero.
     """
 
     def __init__(self, params, lr: float = 1e-2, betas=(0.9, 0.999), eps: float = 1e-15):
@@ -40,16 +41,22 @@ class SceneSparseAdam(torch.optim.Optimizer):
                     state["step"] = torch.zeros(param.shape[0], dtype=torch.float64, device=param.device)
                     state["exp_avg"] = torch.zeros_like(param)
                     state["exp_avg_sq"] = torch.zeros_like(param)
-                present = grad.reshape(grad.shape[0], -1).ne(0).any(dim=1)
-                if bool(present.all()):
-                    rows = slice(None)  # every scene present: update in place, without gathering rows
-                else:
-                    rows = present.nonzero().squeeze(1)
+                if grad.is_sparse:  # the field's gradient of the scenes in the batch only (see field.scene_rows)
+                    grad = grad.coalesce()
+                    rows, g = grad.indices()[0], grad.values()
                     if rows.numel() == 0:
                         continue
+                else:
+                    present = grad.reshape(grad.shape[0], -1).ne(0).any(dim=1)
+                    if bool(present.all()):
+                        rows = slice(None)  # every scene present: update in place, without gathering rows
+                    else:
+                        rows = present.nonzero().squeeze(1)
+                        if rows.numel() == 0:
+                            continue
+                    g = grad[rows]
                 state["step"][rows] += 1
                 step = state["step"][rows].view(-1, *([1] * (param.dim() - 1)))
-                g = grad[rows]
                 exp_avg = state["exp_avg"][rows].mul_(beta1).add_(g, alpha=1 - beta1)
                 exp_avg_sq = state["exp_avg_sq"][rows].mul_(beta2).addcmul_(g, g, value=1 - beta2)
                 if not isinstance(rows, slice):  # gathered rows are copies: write them back (a slice is a view)

@@ -16,6 +16,7 @@ from latent_triplane_ns import basis as basis_io
 from latent_triplane_ns.ae_model import LatentTriplaneAEModel, LatentTriplaneAEModelConfig, Phase
 from latent_triplane_ns.ae_training import RECIPE_RANGE, latent_statistics
 from latent_triplane_ns.datamanager import LatentDataManagerConfig
+from latent_triplane_ns.distributed.sync import average_
 from latent_triplane_ns.evaluation import Evaluation, SceneEvaluator, psnr_from_mse
 from latent_triplane_ns.model import LatentTriplaneModelConfig
 
@@ -157,14 +158,16 @@ class LatentAEPipeline(LatentPipeline):
     @torch.no_grad()
     def normalise_latents(self, max_images: int = 256) -> None:
         """Sets the tanh normalisation from the warmed-up encoder's latents of (up to `max_images`, evenly spread)
-        training images."""
+        training images; in scene-parallel training, the mean of the ranks' statistics."""
         dataset = self.datamanager.train_dataset
         count = min(max_images, len(dataset))
         step = max(1, len(dataset) // count)
         images = torch.stack([self.datamanager.load_image(dataset, i) for i in range(0, step * count, step)])
         ae = self.model.autoencoder
         stats = latent_statistics(ae.vae, images.permute(0, 3, 1, 2).to(self.device))
-        ae.set_statistics(torch.tensor(stats["shift"]).to(self.device), torch.tensor(stats["scale"]).to(self.device))
+        shift, scale = torch.tensor(stats["shift"]).to(self.device), torch.tensor(stats["scale"]).to(self.device)
+        average_([shift, scale])  # in scene-parallel training, every rank normalises with the same statistics
+        ae.set_statistics(shift, scale)
 
     def get_train_loss_dict(self, step: int):
         phase = self.phase_at(step)

@@ -49,8 +49,13 @@ class LatentTrainer(Trainer):
             self._remove_empty_run_folder()
             raise
         model = self.pipeline.model
-        if self.local_rank == 0 and hasattr(model, "restore_record"):
+        if hasattr(model, "restore_record"):
             self.config.pipeline.model.restore = model.restore_record()
+            self.save_run_config()
+
+    def save_run_config(self) -> None:
+        """Writes config.yml again, now with the `restore` record (nerfstudio's `save_config`)."""
+        if self.local_rank == 0:
             self.config.save_config()
 
     def _checkpoints(self, folder: Path) -> list:
@@ -70,11 +75,15 @@ class LatentTrainer(Trainer):
                 "ns-viewer/ns-eval --load-config"
             )
 
+    def resumed_run_config(self) -> Path:
+        """The config.yml of the run that `--load-dir` resumes."""
+        return Path(self.config.load_dir).parent / "config.yml"
+
     def _restore_record_of_resumed_run(self) -> None:
         model_config = self.config.pipeline.model
         if self.config.load_dir is None or getattr(model_config, "restore", "n/a") is not None:
             return
-        run_config = Path(self.config.load_dir).parent / "config.yml"
+        run_config = self.resumed_run_config()
         if run_config.is_file():
             saved = yaml.load(run_config.read_text(), Loader=yaml.Loader)
             model_config.restore = getattr(saved.pipeline.model, "restore", None)

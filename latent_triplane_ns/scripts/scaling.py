@@ -1,0 +1,190 @@
+"""`ltn-scaling`: how the cost of training grows with the number of scenes, and with ranks against threads."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, List, Union
+
+import tyro
+from rich.console import Console
+
+from latent_triplane_ns.benchmark.scaling import (
+    FieldSizes,
+    RunSpec,
+    ScalingReport,
+    field_curve,
+    run_timed,
+    torchrun,
+)
+from latent_triplane_ns.quiet import silence_harmless_warnings
+
+CONSOLE = Console()
+
+
+@dataclass
+class Common:
+    """Settings of the real training runs."""
+
+    output_dir: Path = Path("outputs/scaling")
+    """Where the runs, scaling.json and scaling.md go."""
+    autoencoder: Path = Path("outputs/ae-table/f8c4/autoencoder")
+    """A trained compact autoencoder folder (ltn-train-ae's output) that every run encodes with."""
+    scenes_per_batch: int = 8
+    """Scenes per training step."""
+    epochs: int = 200
+    """Visits of every scene: a rank holding S scenes trains round(epochs x S / scenes_per_batch) steps."""
+    rays: int = 1024
+    """Rays per step and rank."""
+
+
+def stage2_args(common: Common, run: str, num_scenes: int, steps: int, data: Path, basis: Path | None = None):
+    """ns-train arguments of a latent-triplane-small run on `num_scenes` procedural cars: against a frozen basis
+    checkpoint when one is given, otherwise learning the basis and the MLP with the scenes (shared parameters
+    that the ranks average at every step)."""
+    frozen = ["--pipeline.model.basis-checkpoint", str(basis)] if basis is not None else []
+    return [
+        "latent-triplane-small",
+        *frozen,
+        *("--output-dir", str(common.output_dir / "runs"), "--experiment-name", run, "--timestamp", "run"),
+        *("--vis", "tensorboard", "--machine.device-type", "cpu", "--logging.local-writer.enable", "False"),
+        *("--max-num-iterations", str(steps), "--steps-per-save", str(steps)),
+        *("--steps-per-eval-batch", "0", "--steps-per-eval-image", "0", "--steps-per-eval-all-images", "0"),
+        *("--pipeline.datamanager.train-num-rays-per-batch", str(common.rays)),
+        *("--pipeline.datamanager.scenes-per-batch", str(common.scenes_per_batch)),
+        *("--pipeline.model.autoencoder.source", "pretrained"),
+        *("--pipeline.model.autoencoder.pretrained-path", str(common.autoencoder)),
+        *("procedural-cars", "--data", str(data), "--num-scenes", str(num_scenes)),
+    ]
+
+
+def _steps(common: Common, scenes_per_rank: int) -> int:
+    return max(1, round(common.epochs * scenes_per_rank / min(common.scenes_per_batch, scenes_per_rank)))
+
+
+@dataclass
+class Field:
+    """Micro-benchmark: one step of the field alone (forward, backward, update) against the number of scenes."""
+
+    output_dir: Path = Path("outputs/scaling")
+    """Where scaling-field.json and .md go."""
+    num_scenes: List[int] = field(default_factory=lambda: [10, 100, 1000])
+    """Collection sizes N."""
+    scenes_per_batch: List[int] = field(default_factory=lambda: [0, 8, 16, 32])
+    """Scenes per step (0: rays uniform over all scenes)."""
+    sizes: FieldSizes = field(default_factory=FieldSizes)
+    """Field and batch sizes."""
+
+    def main(self) -> None:
+        rows = field_curve(self.num_scenes, self.scenes_per_batch, self.sizes)
+        base = {r["scenes_per_batch"]: r["seconds_per_step"] for r in rows if r["num_scenes"] == self.num_scenes[0]}
+        for row in rows:
+            row["relative_to_smallest_n"] = row["seconds_per_step"] / base[row["scenes_per_batch"]]
+        report = ScalingReport({"field step against N (1 thread)": rows})
+        _, md = report.write(self.output_dir / "field")
+        CONSOLE.print(md.read_text())
+
+
+@dataclass
+class Stage2:
+    """Real stage-2 runs (one process, all threads) at several N: seconds per step and per scene, same epochs."""
+
+    common: Common = field(default_factory=Common)
+    """Run settings."""
+    num_scenes: List[int] = field(default_factory=lambda: [10, 100])
+    """Collection sizes N."""
+
+    def main(self) -> None:
+        rows = []
+        for n in self.num_scenes:
+            steps = _steps(self.common, n)
+            data = self.common.output_dir / "data" / f"cars-{n}"
+            name = f"stage2-n{n}"
+            args = stage2_args(self.common, name, n, steps, data)
+            timed = run_timed(RunSpec(name, torchrun(1, args), threads=2), self.common.output_dir / f"{name}.log")
+            info = _eval_info(self.common, name)
+            seconds = info["train_seconds"][0]
+            rows.append(
+                {
+                    "num_scenes": n,
+                    "steps": steps,
+                    "train_seconds": seconds,
+                    "seconds_per_step": seconds / steps,
+                    "seconds_per_scene": seconds / n,
+                    "latent_psnr": info["results"].get("latent_psnr"),
+                    "psnr": info["results"].get("psnr"),
+                    "peak_rss_gib": timed["peak_rss_gib"],
+                }
+            )
+            CONSOLE.print(rows[-1])
+        _, md = ScalingReport({"stage 2 against N": rows}).write(self.common.output_dir / "stage2")
+        CONSOLE.print(md.read_text())
+
+
+@dataclass
+class Ranks:
+    """At N scenes: 1 process with 2 threads against 2 ranks with 1 thread each, the same epochs. First with the basis
+    and MLP learned (averaged over the ranks at every step), then against the basis that run wrote, frozen."""
+
+    common: Common = field(default_factory=Common)
+    """Run settings."""
+    num_scenes: int = 20
+    """N."""
+
+    def main(self) -> None:
+        rows = []
+        data = self.common.output_dir / "data" / f"cars-{self.num_scenes}"
+        basis = None
+        for shared in ("learned", "frozen"):
+            for ranks, threads in ((1, 2), (2, 1)):
+                steps = _steps(self.common, math.ceil(self.num_scenes / ranks))
+                name = f"{shared}-ranks{ranks}-threads{threads}"
+                args = stage2_args(self.common, name, self.num_scenes, steps, data, basis)
+                log = self.common.output_dir / f"{name}.log"
+                timed = run_timed(RunSpec(name, torchrun(ranks, args), threads), log)
+                info = _eval_info(self.common, name)
+                seconds = max(info["train_seconds"])
+                rows.append(
+                    {
+                        "basis": shared,
+                        "ranks": ranks,
+                        "threads_per_rank": threads,
+                        "steps": steps,
+                        "train_seconds": seconds,
+                        "wall_seconds": timed["seconds"],
+                        "steps_per_second": steps / seconds,
+                        "scenes_per_hour": self.num_scenes * 3600 / seconds,
+                        "speedup": 1.0 if ranks == 1 else rows[-1]["train_seconds"] / seconds,
+                        "latent_psnr": info["results"].get("latent_psnr"),
+                        "psnr": info["results"].get("psnr"),
+                        "peak_rss_gib_per_rank": timed["peak_rss_gib"],
+                    }
+                )
+                CONSOLE.print(rows[-1])
+                if basis is None:
+                    basis = self.common.output_dir / "runs" / name / "latent-triplane-small" / "run" / "basis"
+        _, md = ScalingReport({f"N={self.num_scenes}: ranks against threads": rows}).write(
+            self.common.output_dir / "ranks"
+        )
+        CONSOLE.print(md.read_text())
+
+
+def _eval_info(common: Common, name: str) -> dict:
+    import json
+
+    return json.loads((common.output_dir / "runs" / name / "latent-triplane-small" / "run" / "eval.json").read_text())
+
+
+def entrypoint() -> None:
+    silence_harmless_warnings()
+    command = Union[
+        Annotated[Field, tyro.conf.subcommand("field")],
+        Annotated[Stage2, tyro.conf.subcommand("stage2")],
+        Annotated[Ranks, tyro.conf.subcommand("ranks")],
+    ]
+    tyro.cli(command).main()  # type: ignore[call-overload]
+
+
+if __name__ == "__main__":
+    entrypoint()
