@@ -346,6 +346,16 @@ def test_procedural_refuses_a_cache_with_other_settings(tmp_path):
         _procedural(data, num_scenes=1, seed=6).get_dataparser_outputs("train")
 
 
+def test_procedural_furniture_family(tmp_path):
+    data = tmp_path / "furniture"
+    out = _procedural(data, num_scenes=1, family="furniture").get_dataparser_outputs("train")
+    assert out.metadata["scene_names"] == ["scene_00000"]
+    assert json.loads((data / "scene_00000" / "scene.json").read_text())["family"] == "furniture"
+    with pytest.raises(CollectionError, match=re.escape(str(data / "collection.json"))) as refused:
+        _procedural(data, num_scenes=1).get_dataparser_outputs("train")  # the default family, cars
+    assert "family 'furniture' instead of 'cars'" in str(refused.value)
+
+
 def test_ns_train_help_lists_the_dataparsers():
     """``ns-train nerfacto <dataparser> --help`` exits with 0 for each registered dataparser (entry points)."""
     script = (

@@ -1,4 +1,5 @@
-"""Deterministic procedural car-like objects, their cameras, an analytic ray caster, and collection writing."""
+"""Deterministic procedural objects (cars, and furniture as a second family), their cameras, an analytic ray caster,
+and collection writing."""
 
 from latent_triplane_ns.procedural.cameras import (
     CAMERA_RADIUS,
@@ -14,11 +15,9 @@ from latent_triplane_ns.procedural.cameras import (
 from latent_triplane_ns.procedural.cars import (
     CarParameters,
     KeyPoint,
-    Primitive,
     car_key_points,
     car_primitives,
     sample_car,
-    shade,
 )
 from latent_triplane_ns.procedural.collection import (
     GENERATOR_NAME,
@@ -27,16 +26,23 @@ from latent_triplane_ns.procedural.collection import (
     generate_collection,
     render_scene,
 )
+from latent_triplane_ns.procedural.families import DEFAULT_FAMILY, FAMILIES, Family, sample_object
+from latent_triplane_ns.procedural.furniture import FurnitureParameters, furniture_primitives, sample_furniture
+from latent_triplane_ns.procedural.primitives import Primitive, shade
 from latent_triplane_ns.procedural.raycast import SUPERSAMPLE, render_view
 
 __all__ = [
     "CAMERA_RADIUS",
+    "DEFAULT_FAMILY",
     "ELEVATION_RANGE_DEG",
+    "FAMILIES",
     "FOV_Y_DEG",
     "GENERATOR_NAME",
     "GENERATOR_VERSION",
     "SUPERSAMPLE",
     "CarParameters",
+    "Family",
+    "FurnitureParameters",
     "GenerationSummary",
     "Intrinsics",
     "KeyPoint",
@@ -44,6 +50,7 @@ __all__ = [
     "camera_intrinsics",
     "car_key_points",
     "car_primitives",
+    "furniture_primitives",
     "generate_collection",
     "heldout_poses",
     "look_at_poses",
@@ -51,6 +58,8 @@ __all__ = [
     "render_scene",
     "render_view",
     "sample_car",
+    "sample_furniture",
+    "sample_object",
     "shade",
     "train_poses",
 ]

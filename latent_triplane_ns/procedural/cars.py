@@ -1,17 +1,13 @@
-"""The car model: parameters drawn per (seed, index), its boxes and cylinders, key points, paints and shading."""
+"""The car model: parameters drawn per (seed, index), its boxes and cylinders, key points and paints."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from typing import Dict, List, Literal, Tuple
+from typing import Dict, List, Tuple
 
 import numpy as np
 
-# Two directional lights plus ambient; the weights sum to about 1 so a surface facing the key light keeps its colour.
-_KEY_LIGHT = np.array([0.35, 0.55, 0.76]) / np.linalg.norm([0.35, 0.55, 0.76])
-_FILL_LIGHT = np.array([-0.6, -0.35, 0.45]) / np.linalg.norm([-0.6, -0.35, 0.45])
-_AMBIENT, _KEY_WEIGHT, _FILL_WEIGHT = 0.25, 0.6, 0.2
+from latent_triplane_ns.procedural.primitives import Primitive, hsv_to_rgb, shade
 
 _TYRE_COLOR = (0.06, 0.06, 0.065)
 _HUB_COLOR = (0.72, 0.72, 0.75)
@@ -56,37 +52,12 @@ class KeyPoint:
     color: np.ndarray
 
 
-@dataclass(frozen=True)
-class Primitive:
-    """An axis-aligned box or a cylinder along the y axis, with a flat colour and an optional surface pattern.
-
-    ``lo``/``hi`` are the corners of the box, or of the cylinder's bounding box; a cylinder's axis passes through
-    ``center`` = (x, z) and its caps are the planes y = ``lo[1]`` and y = ``hi[1]``. The pattern paints framed windows
-    on the side faces of a box (cabin) or a hub on the caps of a cylinder (wheel) with ``pattern_color``."""
-
-    kind: Literal["box", "cylinder"]
-    lo: Tuple[float, float, float]
-    hi: Tuple[float, float, float]
-    color: Tuple[float, float, float]
-    pattern: Literal["windows", "hub"] | None = None
-    pattern_color: Tuple[float, float, float] = (0.0, 0.0, 0.0)
-    center: Tuple[float, float] = (0.0, 0.0)
-    radius: float = 0.0
-
-
-def _hsv_to_rgb(h: float, s: float, v: float) -> Tuple[float, float, float]:
-    i = int(h * 6.0) % 6
-    f = h * 6.0 - math.floor(h * 6.0)
-    p, q, t = v * (1 - s), v * (1 - f * s), v * (1 - (1 - f) * s)
-    return [(v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q)][i]
-
-
 def _paint(rng: np.random.Generator) -> Tuple[float, float, float]:
     """A plausible car paint: a quarter greyscale (black to white), otherwise a saturated hue."""
     if rng.random() < 0.25:
         v = float(rng.uniform(0.12, 0.95))
         return (v, v, v)
-    return _hsv_to_rgb(float(rng.random()), float(rng.uniform(0.45, 0.9)), float(rng.uniform(0.45, 0.95)))
+    return hsv_to_rgb(float(rng.random()), float(rng.uniform(0.45, 0.9)), float(rng.uniform(0.45, 0.95)))
 
 
 def sample_car(seed: int, index: int) -> CarParameters:
@@ -205,15 +176,6 @@ def car_primitives(params: CarParameters) -> List[Primitive]:
                 )
             )
     return prims
-
-
-def shade(color: np.ndarray, normal: np.ndarray) -> np.ndarray:
-    """Lambertian shading of base colours (..., 3) with unit normals (..., 3) under the fixed lights."""
-    # Element-wise products rather than matmul: BLAS would start its own threads in every worker process.
-    key = np.clip((normal * _KEY_LIGHT).sum(-1), 0.0, None)
-    fill = np.clip((normal * _FILL_LIGHT).sum(-1), 0.0, None)
-    light = _AMBIENT + _KEY_WEIGHT * key + _FILL_WEIGHT * fill
-    return np.clip(np.asarray(color) * light[..., None], 0.0, 1.0)
 
 
 def car_key_points(params: CarParameters) -> Dict[str, KeyPoint]:

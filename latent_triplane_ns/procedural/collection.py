@@ -15,7 +15,7 @@ import numpy as np
 from latent_triplane_ns import scene_io
 from latent_triplane_ns.errors import InputError
 from latent_triplane_ns.procedural.cameras import camera_intrinsics, heldout_poses, train_poses
-from latent_triplane_ns.procedural.cars import car_primitives, sample_car
+from latent_triplane_ns.procedural.families import DEFAULT_FAMILY, FAMILIES, sample_object
 from latent_triplane_ns.procedural.raycast import render_view
 from latent_triplane_ns.scene_io import CollectionError, SceneData, SceneViews
 
@@ -25,11 +25,16 @@ GENERATOR_VERSION = 1
 
 
 def render_scene(
-    seed: int, index: int, image_size: int = 128, num_train_views: int = 50, num_test_views: int = 10
+    seed: int,
+    index: int,
+    image_size: int = 128,
+    num_train_views: int = 50,
+    num_test_views: int = 10,
+    family: str = DEFAULT_FAMILY,
 ) -> SceneData:
-    """Renders car ``index`` of collection ``seed`` from its training and held-out cameras."""
-    params = sample_car(seed, index)
-    primitives = car_primitives(params)
+    """Renders object ``index`` of the ``family`` collection ``seed`` (a car by default) from its training and
+    held-out cameras. The cameras depend on (seed, index) only, not on the family."""
+    params, primitives = sample_object(family, seed, index)
     intrinsics = camera_intrinsics(image_size)
     splits = []
     for poses in (train_poses(seed, index, num_train_views), heldout_poses(seed, index, num_test_views)):
@@ -38,7 +43,7 @@ def render_scene(
             images[k] = render_view(primitives, pose, intrinsics)
         splits.append(SceneViews(poses=poses, images=images))
     info = {
-        **_settings(seed, image_size, num_train_views, num_test_views),
+        **_settings(family, seed, image_size, num_train_views, num_test_views),
         "index": index,
         "parameters": asdict(params),
     }
@@ -55,10 +60,11 @@ def render_scene(
     )
 
 
-def _settings(seed: int, image_size: int, num_train_views: int, num_test_views: int) -> Dict[str, object]:
+def _settings(family: str, seed: int, image_size: int, num_train_views: int, num_test_views: int) -> Dict[str, object]:
     return {
         "generator": GENERATOR_NAME,
         "generator_version": GENERATOR_VERSION,
+        "family": family,
         "seed": seed,
         "image_size": image_size,
         "num_train_views": num_train_views,
@@ -78,9 +84,16 @@ class GenerationSummary:
     """Wall time of the call."""
 
 
+def _with_family(stored: object) -> object:
+    """Settings read from disk; those written before families existed hold cars and name no family."""
+    if isinstance(stored, dict) and stored.get("generator") == GENERATOR_NAME and "family" not in stored:
+        return {**stored, "family": DEFAULT_FAMILY}
+    return stored
+
+
 def _scene_is_complete(scene_dir: Path, info: Dict[str, object], fmt: scene_io.SceneFormat) -> bool:
     try:
-        stored = scene_io.read_json(scene_dir / scene_io.SCENE_INFO_FILE)
+        stored = _with_family(scene_io.read_json(scene_dir / scene_io.SCENE_INFO_FILE))
     except CollectionError:
         return False
     if not isinstance(stored, dict) or any(stored.get(k) != v for k, v in info.items()):
@@ -89,9 +102,9 @@ def _scene_is_complete(scene_dir: Path, info: Dict[str, object], fmt: scene_io.S
     return all((scene_dir / f).is_file() for f in files)
 
 
-def _generate_scene(job: Tuple[Path, int, int, int, int, int, str]) -> int:
-    scene_dir, seed, index, image_size, num_train_views, num_test_views, fmt = job
-    scene = render_scene(seed, index, image_size, num_train_views, num_test_views)
+def _generate_scene(job: Tuple[Path, int, int, int, int, int, str, str]) -> int:
+    scene_dir, seed, index, image_size, num_train_views, num_test_views, fmt, family = job
+    scene = render_scene(seed, index, image_size, num_train_views, num_test_views, family)
     scene.info["format"] = fmt
     writer = scene_io.write_blender_scene if fmt == "blender" else scene_io.write_srn_scene
     writer(scene_dir, scene)
@@ -109,8 +122,10 @@ def generate_collection(
     fmt: scene_io.SceneFormat = "blender",
     workers: int | None = None,
     show_progress: bool = True,
+    family: str = DEFAULT_FAMILY,
 ) -> GenerationSummary:
-    """Generates scenes ``first_scene .. first_scene + num_scenes - 1`` of a procedural car collection.
+    """Generates scenes ``first_scene .. first_scene + num_scenes - 1`` of a procedural collection of cars (the
+    default) or of another family of objects.
 
     Scene folders are ``output_dir/scene_00000`` etc., each written atomically. The call is idempotent: scenes that
     are already complete with these settings are kept, missing or incomplete ones are (re)generated, so it also
@@ -129,6 +144,8 @@ def generate_collection(
         fmt: "blender" (``transforms_*.json``) or "srn" (``rgb/``, ``pose/``, ``intrinsics.txt``).
         workers: processes rendering scenes in parallel; None uses one per CPU core.
         show_progress: show a progress bar with ETA.
+        family: "cars" or "furniture" (see ``families.py``); recorded in ``collection.json`` and every
+            ``scene.json``, so a folder of one family is refused for another.
 
     Raises:
         CollectionError: the folder holds something else (see above).
@@ -142,16 +159,23 @@ def generate_collection(
         )
     if fmt not in ("blender", "srn"):
         raise InputError(f"Unknown format {fmt!r}, expected 'blender' or 'srn'.")
+    if family not in FAMILIES:
+        raise InputError(f"Unknown procedural family {family!r}, expected one of {', '.join(FAMILIES)}.")
     start = time.perf_counter()
     output_dir = Path(output_dir)
-    settings = {**_settings(seed, image_size, num_train_views, num_test_views), "format": fmt}
+    settings = {**_settings(family, seed, image_size, num_train_views, num_test_views), "format": fmt}
     collection_file = output_dir / scene_io.COLLECTION_FILE
     if collection_file.exists():
-        stored = scene_io.read_json(collection_file)
+        stored = _with_family(scene_io.read_json(collection_file))
         if stored != settings:
+            differ = (
+                ", ".join(f"{k} {stored.get(k)!r} instead of {v!r}" for k, v in settings.items() if stored.get(k) != v)
+                if isinstance(stored, dict)
+                else "other settings"
+            )
             raise CollectionError(
-                f"{collection_file}: the folder holds a collection generated with {stored}, not the requested "
-                f"{settings}; choose another folder or delete this one"
+                f"{collection_file}: the folder holds a collection generated with {differ} ({stored}, not the "
+                f"requested {settings}); choose another folder or delete this one"
             )
     elif output_dir.exists() and any(output_dir.iterdir()):
         raise CollectionError(
@@ -165,7 +189,7 @@ def generate_collection(
     indices = range(first_scene, first_scene + num_scenes)
     scene_dirs = [output_dir / scene_io.scene_name(i) for i in indices]
     jobs = [
-        (scene_dir, seed, i, image_size, num_train_views, num_test_views, fmt)
+        (scene_dir, seed, i, image_size, num_train_views, num_test_views, fmt, family)
         for i, scene_dir in zip(indices, scene_dirs, strict=True)
         if not _scene_is_complete(scene_dir, {**settings, "index": i}, fmt)
     ]
@@ -174,7 +198,9 @@ def generate_collection(
     return GenerationSummary(scene_dirs=scene_dirs, num_generated=len(jobs), seconds=time.perf_counter() - start)
 
 
-def _run_jobs(jobs: List[Tuple[Path, int, int, int, int, int, str]], workers: int | None, show_progress: bool) -> None:
+def _run_jobs(
+    jobs: List[Tuple[Path, int, int, int, int, int, str, str]], workers: int | None, show_progress: bool
+) -> None:
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,

@@ -1,4 +1,4 @@
-"""The analytic ray caster: box and cylinder intersection, hit normals and colours, supersampled views."""
+"""The analytic ray caster: box, cylinder and sphere intersection, hit normals and colours, supersampled views."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from typing import List, Tuple
 import numpy as np
 
 from latent_triplane_ns.procedural.cameras import Intrinsics
-from latent_triplane_ns.procedural.cars import Primitive, shade
+from latent_triplane_ns.procedural.primitives import AXES, Primitive, shade
+from latent_triplane_ns.procedural.textures import surface_colors
 
 SUPERSAMPLE = 2
 """Each pixel is the box average of SUPERSAMPLE x SUPERSAMPLE rays (anti-aliasing)."""
@@ -24,54 +25,70 @@ def _intersect_box(prim: Primitive, origin: np.ndarray, dirs: np.ndarray) -> np.
 
 
 def _intersect_cylinder(prim: Primitive, origin: np.ndarray, dirs: np.ndarray) -> np.ndarray:
-    (cx, cz), r, y0, y1 = prim.center, prim.radius, prim.lo[1], prim.hi[1]
-    ox, oz = origin[0] - cx, origin[2] - cz
-    dx, dy, dz = dirs[:, 0], dirs[:, 1], dirs[:, 2]
+    a_ax = AXES[prim.axis]
+    r0, r1 = (k for k in range(3) if k != a_ax)  # the radial axes, (x, z) for a cylinder along y
+    (c0, c1), r, y0, y1 = prim.center, prim.radius, prim.lo[a_ax], prim.hi[a_ax]
+    ox, oz = origin[r0] - c0, origin[r1] - c1
+    dx, dy, dz = dirs[:, r0], dirs[:, a_ax], dirs[:, r1]
     a = dx * dx + dz * dz
     b = 2.0 * (dx * ox + dz * oz)
     c = ox * ox + oz * oz - r * r
     disc = b * b - 4.0 * a * c
     with np.errstate(divide="ignore", invalid="ignore"):
         t_side = (-b - np.sqrt(np.maximum(disc, 0.0))) / (2.0 * a)
-        y_side = origin[1] + t_side * dy
+        y_side = origin[a_ax] + t_side * dy
         t_side = np.where((disc >= 0) & (a > 0) & (t_side > 0) & (y_side >= y0) & (y_side <= y1), t_side, np.inf)
         best = t_side
         for y_cap in (y0, y1):
-            t_cap = (y_cap - origin[1]) / dy
+            t_cap = (y_cap - origin[a_ax]) / dy
             px, pz = ox + t_cap * dx, oz + t_cap * dz
             ok = np.isfinite(t_cap) & (t_cap > 0) & (px * px + pz * pz <= r * r)
             best = np.minimum(best, np.where(ok, t_cap, np.inf))
     return best
 
 
-def _normals_and_colors(prim: Primitive, points: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-    """Outward unit normals and base colours of hit points (M, 3) on a primitive."""
+def _intersect_sphere(prim: Primitive, origin: np.ndarray, dirs: np.ndarray) -> np.ndarray:
+    oc = origin - 0.5 * (np.asarray(prim.lo) + np.asarray(prim.hi))
+    a = (dirs * dirs).sum(-1)
+    b = (dirs * oc).sum(-1)
+    c = float((oc * oc).sum()) - prim.radius * prim.radius
+    disc = b * b - a * c
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = (-b - np.sqrt(np.maximum(disc, 0.0))) / a
+    return np.where((disc >= 0) & (a > 0) & (t > 0), t, np.inf)
+
+
+_INTERSECT = {"box": _intersect_box, "cylinder": _intersect_cylinder, "sphere": _intersect_sphere}
+
+
+def _normals(prim: Primitive, points: np.ndarray) -> np.ndarray:
+    """Outward unit normals of hit points (M, 3) on a primitive."""
     lo, hi = np.asarray(prim.lo), np.asarray(prim.hi)
-    colors = np.empty_like(points)
-    colors[:] = prim.color
     if prim.kind == "box":
         dist = np.concatenate([np.abs(points - lo), np.abs(points - hi)], axis=-1)  # faces -x -y -z +x +y +z
         face = np.argmin(dist, axis=-1)
-        axis = face % 3
         normals = np.zeros_like(points)
-        normals[np.arange(len(points)), axis] = np.where(face < 3, -1.0, 1.0)
-        if prim.pattern == "windows":
-            height = hi[2] - lo[2]
-            band = (points[:, 2] > lo[2] + 0.2 * height) & (points[:, 2] < hi[2] - 0.15 * height)
-            inset_x = (points[:, 0] > lo[0] + 0.05) & (points[:, 0] < hi[0] - 0.05)
-            inset_y = (points[:, 1] > lo[1] + 0.04) & (points[:, 1] < hi[1] - 0.04)
-            window = band & (axis != 2) & np.where(axis == 0, inset_y, inset_x)
-            colors[window] = prim.pattern_color
-        return normals, colors
-    (cx, cz), r = prim.center, prim.radius
-    y_mid = 0.5 * (lo[1] + hi[1])
-    on_cap = np.abs(np.abs(points[:, 1] - y_mid) - 0.5 * (hi[1] - lo[1])) < 1e-7
-    normals = np.stack([points[:, 0] - cx, np.zeros(len(points)), points[:, 2] - cz], axis=-1) / r
+        normals[np.arange(len(points)), face % 3] = np.where(face < 3, -1.0, 1.0)
+        return normals
+    if prim.kind == "sphere":
+        return (points - 0.5 * (lo + hi)) / prim.radius
+    a = AXES[prim.axis]
+    r0, r1 = (k for k in range(3) if k != a)
+    (c0, c1), r = prim.center, prim.radius
+    mid = 0.5 * (lo[a] + hi[a])
+    on_cap = np.abs(np.abs(points[:, a] - mid) - 0.5 * (hi[a] - lo[a])) < 1e-7
+    normals = np.zeros_like(points)
+    normals[:, r0], normals[:, r1] = points[:, r0] - c0, points[:, r1] - c1
+    normals /= r
     normals[on_cap] = 0.0
-    normals[on_cap, 1] = np.sign(points[on_cap, 1] - y_mid)
-    if prim.pattern == "hub":
-        colors[on_cap & ((points[:, 0] - cx) ** 2 + (points[:, 2] - cz) ** 2 < (0.55 * r) ** 2)] = prim.pattern_color
-    return normals, colors
+    normals[on_cap, a] = np.sign(points[on_cap, a] - mid)
+    return normals
+
+
+def _normals_and_colors(prim: Primitive, points: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """Outward unit normals and base colours of hit points (M, 3) on a primitive."""
+    normals = _normals(prim, points)
+    return normals, surface_colors(prim, points, normals)
 
 
 def _bounds(primitives: List[Primitive]) -> Primitive:
@@ -86,7 +103,7 @@ def render_view(
     """Renders one view by ray casting.
 
     Args:
-        primitives: the object, e.g. ``car_primitives(params)``.
+        primitives: the object, e.g. ``car_primitives(params)`` or ``furniture_primitives(params)``.
         c2w: camera-to-world (4, 4) or (3, 4), OpenGL convention.
         intrinsics: pinhole intrinsics, pixel-centre convention.
         supersample: rays per pixel side; the pixel is their box average.
@@ -112,11 +129,7 @@ def render_view(
     best_t = np.full(len(candidates), np.inf)
     best_prim = np.full(len(candidates), -1)
     for k, prim in enumerate(primitives):
-        t = (
-            _intersect_box(prim, origin, cand_dirs)
-            if prim.kind == "box"
-            else _intersect_cylinder(prim, origin, cand_dirs)
-        )
+        t = _INTERSECT[prim.kind](prim, origin, cand_dirs)
         closer = t < best_t
         best_t[closer], best_prim[closer] = t[closer], k
 

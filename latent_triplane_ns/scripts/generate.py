@@ -1,4 +1,4 @@
-"""ltn-generate: writes the procedural car collection (blender or SRN layout) to a folder."""
+"""ltn-generate: writes a procedural collection of cars or furniture (blender or SRN layout) to a folder."""
 
 from __future__ import annotations
 
@@ -9,15 +9,15 @@ from typing import Literal
 import tyro
 from rich.console import Console
 
-from latent_triplane_ns.procedural import generate_collection
+from latent_triplane_ns.procedural import Family, generate_collection
 
 CONSOLE = Console(width=120)
 
 
 @dataclass
 class GenerateConfig:
-    """Generate a collection of procedural car scenes. Re-running completes or extends a collection: scenes that are
-    already complete are kept."""
+    """Generate a collection of procedural car (or furniture) scenes. Re-running completes or extends a collection:
+    scenes that are already complete are kept."""
 
     output: Path = Path("data/procedural-cars")
     """Collection folder; scene k goes to ``scene_<k, 5 digits>/``."""
@@ -33,6 +33,10 @@ class GenerateConfig:
     """Training views per scene."""
     num_test_views: int = 10
     """Held-out views per scene."""
+    family: Family = "cars"
+    """Object family. cars: body, cabin and wheels. furniture: tables, chairs, chests of drawers, bookcases and
+    stools with wood grain, stripes or checks, a second family for measuring generalisation (evaluate on it, or
+    train on it only under a seed that no evaluated scene uses). A folder of the other family is refused."""
     format: Literal["blender", "srn"] = "blender"
     """blender: transforms_{train,test}.json and RGBA PNGs; srn: rgb/, pose/ (OpenCV), intrinsics.txt, test views
     first."""
@@ -51,6 +55,7 @@ class GenerateConfig:
             first_scene=self.first_scene,
             fmt=self.format,
             workers=self.workers,
+            family=self.family,
         )
         reused = len(summary.scene_dirs) - summary.num_generated
         CONSOLE.print(
