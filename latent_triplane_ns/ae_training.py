@@ -2,25 +2,35 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import pickle
+import shutil
 import time
+import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Literal, Optional, Tuple
+from typing import Any, Callable, Dict, List, Literal, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor
 
-from latent_triplane_ns.atomic import atomic_directory, check_replaceable
+from latent_triplane_ns.atomic import atomic_directory, atomic_file, check_replaceable
 from latent_triplane_ns.autoencoder import LATENT_STATS_FILE, CompactAEConfig
 from latent_triplane_ns.errors import InputError
 from latent_triplane_ns.evaluation import psnr_from_mse
 
 TRAINING_LOG_FILE = "ltn_ae_training.json"
 """Progress curve and settings written beside the trained autoencoder."""
+WORK_SUFFIX = ".partial"
+"""Suffix of the work folder beside an autoencoder folder that holds the checkpoints of its unfinished run."""
+WORK_MARKER = "ltn_ae_unfinished.json"
+"""Marker of a work folder (`<output_dir>.partial`): the settings and images of the unfinished run it belongs to."""
+CHECKPOINT_FILE = "checkpoint.pt"
+"""The latest checkpoint of an unfinished run, inside its work folder."""
 
 
 @dataclass
@@ -50,6 +60,15 @@ class AETrainingConfig:
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     """Compute precision of the training steps (weights stay fp32): 'auto' uses bf16 autocast where the device
     runs it natively (CUDA, or CPUs with AVX-512 BF16 / AMX: about 2x faster here), fp32 elsewhere."""
+    checkpoint_every_seconds: float = 60.0
+    """Seconds of training between checkpoints (weights, optimizer, step, clock, random state, best weights and
+    curve) written atomically to the work folder `<output_dir>.partial`; rerunning the same command after a kill
+    resumes from the latest one. 0 writes one after every step."""
+
+
+RESUMABLE_CHANGES = ("max_minutes", "max_steps", "eval_every_seconds", "checkpoint_every_seconds")
+"""Settings a rerun may change and still resume an unfinished run: its budgets (the decay then follows the new
+budget from the step reached) and how often it measures and saves. Any other change refuses to resume."""
 
 
 def bf16_is_fast(device: str) -> bool:
@@ -82,6 +101,8 @@ class AETrainingResult:
     steps: int
     seconds: float
     curve: List[Dict[str, float]] = field(default_factory=list)
+    resumed: List[Dict[str, float]] = field(default_factory=list)
+    """{"step", "seconds"} of every checkpoint the run was resumed from, in order; empty for a run never killed."""
 
 
 RECIPE_RANGE = 2.0
@@ -144,6 +165,8 @@ def train_autoencoder(
     device: str = "cpu",
     on_progress: Optional[Callable[[Dict[str, float]], None]] = None,
     vae=None,
+    resume: Optional[Dict[str, Any]] = None,
+    save_checkpoint: Optional[Callable[[Dict[str, Any]], None]] = None,
 ) -> Tuple[object, AETrainingResult]:
     """Trains an AutoencoderKL on (N, 3, H, W) images in [0, 1] until a budget runs out; keeps the best weights.
 
@@ -154,6 +177,10 @@ def train_autoencoder(
         device: torch device.
         on_progress: called with {"step", "seconds", "train_psnr", "eval_psnr"?} after every step.
         vae: start from these weights instead of a fresh compact AutoencoderKL.
+        resume: a training state that `save_checkpoint` was given: training continues from it (weights, optimizer,
+            step, clock, random state, best weights and curve), as if it had never stopped.
+        save_checkpoint: called with the training state every `config.checkpoint_every_seconds` of training and
+            once when the budget is spent (the state is the caller's to keep; see `TrainingCheckpoints`).
     """
     torch.manual_seed(config.seed)
     if vae is None:
@@ -165,11 +192,47 @@ def train_autoencoder(
     generator = torch.Generator().manual_seed(config.seed)
     budget = config.max_minutes * 60.0
     use_bf16 = config.precision == "bf16" or (config.precision == "auto" and bf16_is_fast(device))
-    start = time.perf_counter()
     last_eval = -math.inf
     best = (-math.inf, None)
     curve: List[Dict[str, float]] = []
-    step = 0
+    resumed: List[Dict[str, float]] = []
+    step, elapsed = 0, 0.0
+    if resume is not None:
+        vae.load_state_dict(resume["model"])
+        optimizer.load_state_dict(resume["optimizer"])
+        step, elapsed, last_eval = int(resume["step"]), float(resume["seconds"]), float(resume["last_eval"])
+        best = (float(resume["best_psnr"]), resume["best_model"])
+        curve, resumed = list(resume["curve"]), [*resume["resumed"], {"step": step, "seconds": round(elapsed, 3)}]
+        torch.set_rng_state(resume["rng"]["torch"])
+        generator.set_state(resume["rng"]["batches"])
+        if resume["rng"].get("cuda") is not None and device.startswith("cuda"):
+            torch.cuda.set_rng_state(resume["rng"]["cuda"], device)
+    # the clock continues where the checkpoint left it: time spent after it by a killed run is not counted
+    start = time.perf_counter() - elapsed
+    last_checkpoint, saved_step = elapsed, step
+
+    def checkpoint() -> float:
+        now = time.perf_counter() - start  # after this step's measurement: a resumed clock never runs behind it
+        save_checkpoint(
+            {
+                "step": step,
+                "seconds": now,
+                "last_eval": last_eval,
+                "model": vae.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "best_psnr": best[0],
+                "best_model": best[1],
+                "curve": curve,
+                "resumed": resumed,
+                "rng": {
+                    "torch": torch.get_rng_state(),
+                    "batches": generator.get_state(),
+                    "cuda": torch.cuda.get_rng_state(device) if device.startswith("cuda") else None,
+                },
+            }
+        )
+        return now
+
     n, _, height, width = train_images.shape
     while step < config.max_steps:
         elapsed = time.perf_counter() - start
@@ -208,15 +271,147 @@ def train_autoencoder(
             if record["eval_psnr"] > best[0]:
                 best = (record["eval_psnr"], {k: v.detach().clone() for k, v in vae.state_dict().items()})
             last_eval = time.perf_counter() - start
+        if save_checkpoint is not None and (finishing or now - last_checkpoint >= config.checkpoint_every_seconds):
+            last_checkpoint, saved_step = checkpoint(), step
         if on_progress is not None:
             on_progress(record)
+    seconds = time.perf_counter() - start
+    if save_checkpoint is not None and step > saved_step:
+        # the time budget ran out before the step budget: the state at the end, so a kill from here loses nothing
+        checkpoint()
     if best[1] is not None:
         vae.load_state_dict(best[1])
     vae.requires_grad_(False)
     vae.eval()
-    seconds = time.perf_counter() - start
-    result = AETrainingResult(eval_psnr=reconstruction_psnr(vae, eval_images), steps=step, seconds=seconds, curve=curve)
+    result = AETrainingResult(
+        eval_psnr=reconstruction_psnr(vae, eval_images), steps=step, seconds=seconds, curve=curve, resumed=resumed
+    )
     return vae, result
+
+
+class UnfinishedRunError(InputError):
+    """The work folder of an autoencoder folder holds an unfinished run that a rerun cannot resume: other settings,
+    other images, or a checkpoint that cannot be read.
+
+    Args:
+        folder: the work folder, or the file in it at fault.
+        reason: what is wrong, without the advice.
+    """
+
+    def __init__(self, folder: Path, reason: str):
+        super().__init__(
+            f"{folder}: {reason}; rerun with its settings to resume it, or pass --start-over to discard it"
+        )
+        self.folder, self.reason = Path(folder), reason
+
+
+def work_folder(output_dir: Path) -> Path:
+    """The work folder of an autoencoder folder: `<output_dir>.partial` beside it. It holds the marker and the latest
+    checkpoint of an unfinished run, never a diffusers folder (no config.json), so it cannot be loaded as an
+    autoencoder; it is removed once the autoencoder folder is written."""
+    output_dir = Path(output_dir)
+    return output_dir.with_name(output_dir.name + WORK_SUFFIX)
+
+
+def images_fingerprint(*image_sets: Tensor) -> str:
+    """A short hash of image tensors: what tells a rerun on the same images from one on other images."""
+    digest = hashlib.sha256()
+    for images in image_sets:
+        digest.update(str(tuple(images.shape)).encode())
+        digest.update(images.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def run_identity(config: AETrainingConfig, train_images: Tensor, eval_images: Tensor) -> Dict[str, Any]:
+    """What must be the same for a rerun to resume an unfinished run: every setting but the budgets and cadences
+    (`RESUMABLE_CHANGES`), and the training and held-out images."""
+    settings = json.loads(json.dumps(asdict(config)))
+    return {
+        "settings": {k: v for k, v in settings.items() if k not in RESUMABLE_CHANGES},
+        "images": {
+            "train": int(train_images.shape[0]),
+            "held_out": int(eval_images.shape[0]),
+            "fingerprint": images_fingerprint(train_images, eval_images),
+        },
+    }
+
+
+def _differences(saved: Any, now: Any, prefix: str = "") -> List[str]:
+    """`key: <saved> there, <now> now` for every leaf that differs between two JSON values."""
+    if isinstance(saved, dict) and isinstance(now, dict):
+        out: List[str] = []
+        for key in sorted(set(saved) | set(now)):
+            out += _differences(saved.get(key), now.get(key), f"{prefix}{key}.")
+        return out
+    return [] if saved == now else [f"{prefix[:-1]}: {saved!r} there, {now!r} now"]
+
+
+class TrainingCheckpoints:
+    """The work folder of one `ltn-train-ae` run (`work_folder`): its marker names the run's settings and images,
+    its checkpoint is the latest training state, replaced atomically. A folder without the marker is never touched.
+
+    Args:
+        folder: the work folder.
+        identity: `run_identity` of this run.
+        data: where the images come from (shown in messages only: the images themselves are compared).
+    """
+
+    def __init__(self, folder: Path, identity: Dict[str, Any], data: str = ""):
+        self.folder, self.identity, self.data = Path(folder), identity, data
+
+    @property
+    def checkpoint_file(self) -> Path:
+        return self.folder / CHECKPOINT_FILE
+
+    def open(self, start_over: bool = False) -> Optional[Dict[str, Any]]:
+        """Prepares the work folder and returns the training state to resume from (None: start from step 0).
+
+        Raises `UnfinishedRunError` when the folder holds an unfinished run of other settings or images, or a
+        checkpoint that cannot be read, unless `start_over` (which discards it); `NotOurFolderError` when the
+        folder is not one this package wrote.
+        """
+        check_replaceable(self.folder, WORK_MARKER)
+        marker = self.folder / WORK_MARKER
+        if self.folder.exists() and not start_over:
+            try:
+                saved = json.loads(marker.read_text())
+            except (json.JSONDecodeError, UnicodeDecodeError) as err:
+                raise UnfinishedRunError(marker, f"not valid JSON ({err})") from err
+            differences = _differences(saved.get("identity"), self.identity)
+            if differences:
+                raise UnfinishedRunError(
+                    self.folder,
+                    f"holds an unfinished ltn-train-ae run with other settings or images ({'; '.join(differences)}; "
+                    f"its data: {saved.get('data') or '?'})",
+                )
+            if self.checkpoint_file.is_file():
+                return self._read()
+            return None  # killed before its first checkpoint: nothing to resume, the folder is reused
+        # created (or, starting over, replaced) whole with its marker: a kill never leaves a folder without one
+        with atomic_directory(self.folder, marker=WORK_MARKER) as tmp:
+            record = {"written_by": "latent-triplane-ns ltn-train-ae", "data": self.data, "identity": self.identity}
+            (tmp / WORK_MARKER).write_text(json.dumps(record, indent=2) + "\n")
+        return None
+
+    def _read(self) -> Dict[str, Any]:
+        try:
+            state = torch.load(self.checkpoint_file, map_location="cpu", weights_only=True)
+        except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile) as err:
+            raise UnfinishedRunError(
+                self.checkpoint_file, f"the checkpoint cannot be read ({type(err).__name__})"
+            ) from err
+        if not isinstance(state, dict) or "step" not in state or "model" not in state:
+            raise UnfinishedRunError(self.checkpoint_file, "not an ltn-train-ae checkpoint")
+        return state
+
+    def save(self, state: Dict[str, Any]) -> None:
+        """Replaces the checkpoint atomically: a kill at any moment leaves the previous one or this one, whole."""
+        atomic_file(self.checkpoint_file, lambda tmp: torch.save(state, tmp))
+
+    def discard(self) -> None:
+        """Removes the work folder (once the finished autoencoder folder is written)."""
+        if (self.folder / WORK_MARKER).is_file():
+            shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def save_trained_autoencoder(vae, output_dir: Path, stats: Dict[str, List[float]], log: Dict[str, object]) -> Path:
@@ -272,9 +467,15 @@ def train_and_save_autoencoder(
     scene_range: Optional[Tuple[int, int]] = None,
     device: str = "cpu",
     on_progress: Optional[Callable[[Dict[str, float]], None]] = None,
+    start_over: bool = False,
+    on_message: Optional[Callable[[str], None]] = None,
 ) -> Dict[str, object]:
     """Trains the compact autoencoder on a collection's training images (held-out images pick the best weights),
     writes it to `output_dir` with its latent statistics and training log, and returns the log.
+
+    While it trains, checkpoints go to the work folder `<output_dir>.partial` (`work_folder`); a rerun with the same
+    settings and images resumes from the latest one (its step, clock, learning-rate decay and random state
+    continue), a rerun with others is refused (`UnfinishedRunError`) unless `start_over`.
 
     Args:
         config: the recipe and budget.
@@ -284,11 +485,22 @@ def train_and_save_autoencoder(
         device: torch device.
         on_progress: called with every training record; `eval_psnr` always holds the latest held-out PSNR, and
             `evaluated` is 1 for the records of a step that measured it.
+        start_over: discard an unfinished run of this output folder instead of resuming it.
+        on_message: called with a line when an unfinished run is resumed (which step, how much training it had).
     """
-    check_replaceable(Path(output_dir), TRAINING_LOG_FILE)  # before the training, not after it
+    output_dir = Path(output_dir)
+    check_replaceable(output_dir, TRAINING_LOG_FILE)  # before the training, not after it
     factor = config.architecture.downsample_factor
     train = load_collection_images(data, "train", scene_range, factor)
     held_out = load_collection_images(data, "test", scene_range, factor)
+    source = str(getattr(data, "data", data))
+    checkpoints = TrainingCheckpoints(work_folder(output_dir), run_identity(config, train, held_out), source)
+    state = checkpoints.open(start_over)
+    if state is not None and on_message is not None:
+        on_message(
+            f"autoencoder resumed from step {state['step']} ({state['seconds']:.0f} s of training) of the unfinished "
+            f"run in {checkpoints.folder}"
+        )
     latest = {"eval_psnr": math.nan}
 
     def relay(record: Dict[str, float]) -> None:
@@ -297,19 +509,24 @@ def train_and_save_autoencoder(
         if on_progress is not None:
             on_progress({**record, **latest, "evaluated": float(evaluated)})
 
-    vae, result = train_autoencoder(config, train, held_out, device, on_progress=relay)
+    vae, result = train_autoencoder(
+        config, train, held_out, device, on_progress=relay, resume=state, save_checkpoint=checkpoints.save
+    )
     log = {
-        "data": Path(getattr(data, "data", data)).name,
+        "data": Path(source).name,
         "scene_range": list(scene_range) if scene_range is not None else None,
         "num_train_images": int(train.shape[0]),
         "num_eval_images": int(held_out.shape[0]),
+        "images_fingerprint": checkpoints.identity["images"]["fingerprint"],
         "eval_psnr": result.eval_psnr,
         "train_psnr": reconstruction_psnr(vae, train[:: max(1, train.shape[0] // 200)]),
         "steps": result.steps,
         "seconds": result.seconds,
+        "resumed": result.resumed,
         "parameters": sum(p.numel() for p in vae.parameters()),
         "settings": asdict(config),
         "curve": result.curve,
     }
     save_trained_autoencoder(vae, output_dir, latent_statistics(vae, train), log)
+    checkpoints.discard()  # only once the finished folder is in place
     return log

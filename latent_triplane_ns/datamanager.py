@@ -48,7 +48,7 @@ class LatentDataManagerConfig(VanillaDataManagerConfig):
     dataparser: AnnotatedDataParserUnion = field(default_factory=ProceduralCarsDataParserConfig)
     train_num_rays_per_batch: int = 4096
     """Latent pixels (rays) per training step, shared evenly by the step's scenes (see scenes_per_batch)."""
-    scenes_per_batch: int = 8
+    scenes_per_batch: int = 16
     """Scenes whose rays make up a training step, drawn without repeats from a shuffled order of the collection's
     scenes, so every scene is visited once per epoch of ceil(S / scenes_per_batch) steps; each gets an equal share
     of the rays, uniform over its images and pixels. A step's cost then stays flat as the collection grows.

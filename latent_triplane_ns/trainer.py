@@ -25,6 +25,9 @@ class LatentTrainer(Trainer):
 
     - Decay: a preset's schedulers are written for the preset's number of steps; with `--max-num-iterations N` they
       decay over N steps instead, so a shorter or longer run still ends at the schedule's final rate.
+    - Resume: `--max-num-iterations` is the run's total number of steps, also after `--load-dir` (nerfstudio would
+      train that many steps more): a resumed run with its usual flags continues to the same final step, with the same
+      decay, as the run that was killed.
     - Restore: `ns-train` writes config.yml before the pipeline is built, so the autoencoder's architecture (needed
       to rebuild the model when its basis checkpoint or autoencoder folder has moved) is not known then. `setup`
       builds the pipeline, then writes the config again through nerfstudio's own `save_config`, with the record. A
@@ -37,10 +40,11 @@ class LatentTrainer(Trainer):
     """
 
     def setup(self, test_mode: Literal["test", "val", "inference"] = "val") -> None:
+        total = self.config.max_num_iterations
         for group in self.config.optimizers.values():
             scheduler = group.get("scheduler")
             if scheduler is not None and hasattr(scheduler, "max_steps"):
-                scheduler.max_steps = self.config.max_num_iterations
+                scheduler.max_steps = total
         self._refuse_overwrite()
         self._restore_record_of_resumed_run()
         try:
@@ -52,6 +56,14 @@ class LatentTrainer(Trainer):
         if hasattr(model, "restore_record"):
             self.config.pipeline.model.restore = model.restore_record()
             self.save_run_config()
+        if self._start_step > 0:  # resumed: train up to the run's total, not that many steps more
+            if self._start_step >= total:
+                raise CheckpointError(
+                    f"{self.config.load_dir or self.config.load_checkpoint}: the checkpoint is at step "
+                    f"{self._start_step - 1}, and this run has --max-num-iterations {total}: nothing is left to train "
+                    "(raise --max-num-iterations to train longer)"
+                )
+            self.config.max_num_iterations = total - self._start_step
 
     def save_run_config(self) -> None:
         """Writes config.yml again, now with the `restore` record (nerfstudio's `save_config`)."""

@@ -14,6 +14,7 @@ from latent_triplane_ns.ae_training import (
     learning_rate,
     load_collection_images,
     reconstruction_psnr,
+    train_and_save_autoencoder,
     train_autoencoder,
 )
 from latent_triplane_ns.atomic import NotOurFolderError
@@ -127,3 +128,92 @@ def test_images_whose_sides_are_not_multiples_of_the_factor_are_cropped(tmp_path
     cropped = load_collection_images(odd, "train", multiple_of=8)
     assert full.shape[-2:] == (36, 36) and cropped.shape[-2:] == (32, 32)
     assert torch.equal(cropped, full[..., :32, :32])  # the top-left, as ns-train crops
+
+
+def test_a_run_resumed_from_a_checkpoint_continues_exactly(tiny_collection):
+    import io
+
+    train = load_collection_images(tiny_collection, "train")[:8]
+    held_out = load_collection_images(tiny_collection, "test")[:4]
+    config = AETrainingConfig(
+        architecture=TINY,
+        max_steps=8,
+        batch_size=2,
+        eval_every_seconds=0.0,
+        checkpoint_every_seconds=0.0,
+        precision="fp32",
+        max_minutes=60.0,
+    )
+    saved = {}
+
+    def keep(state):  # a deep copy, as the file on disk is
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        saved[state["step"]] = buffer.getvalue()
+
+    whole, whole_result = train_autoencoder(config, train, held_out, save_checkpoint=keep)
+    assert sorted(saved) == list(range(1, 9))  # one checkpoint after every step with a cadence of 0
+    state = torch.load(io.BytesIO(saved[3]), weights_only=True)
+    resumed, result = train_autoencoder(config, train, held_out, resume=state)
+    assert result.steps == 8 and result.resumed == [{"step": 3, "seconds": pytest.approx(state["seconds"], abs=1e-3)}]
+    assert [c["step"] for c in result.curve] == [c["step"] for c in whole_result.curve] == list(range(1, 9))
+    # same batches, same posterior draws, same learning rates, same best weights: the same autoencoder
+    for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    assert result.eval_psnr == whole_result.eval_psnr
+
+
+def test_an_unfinished_run_is_resumed_refused_or_started_over_by_its_work_folder(tiny_collection, tmp_path):
+    from latent_triplane_ns.ae_training import CHECKPOINT_FILE, UnfinishedRunError, work_folder
+    from latent_triplane_ns.autoencoder import AutoencoderError
+
+    out = tmp_path / "ae"
+    partial = work_folder(out)
+    assert partial == tmp_path / "ae.partial"
+    training = AETrainingConfig(architecture=TINY, max_steps=3, checkpoint_every_seconds=0.0)
+
+    def stop_after_two(record):
+        if record["step"] == 2:
+            raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError, match="killed"):  # stands for a kill: the process ends after step 2
+        train_and_save_autoencoder(training, tiny_collection, out, on_progress=stop_after_two)
+    assert not out.exists() and (partial / CHECKPOINT_FILE).is_file()
+    # the work folder is never an autoencoder: loading it fails, naming what is missing
+    with pytest.raises(AutoencoderError, match=r"ae\.partial/config\.json: missing"):
+        LatentAutoencoder(AutoencoderConfig(source="pretrained", pretrained_path=partial))
+    # other settings: refused, naming the folder and what differs; nothing is touched
+    other = AETrainingConfig(architecture=TINY, max_steps=3, lr=1e-3)
+    with pytest.raises(
+        UnfinishedRunError, match=r"ae\.partial: holds an unfinished ltn-train-ae run .*lr: 0\.002 there"
+    ):
+        TrainAutoencoder(data=tiny_collection, output_dir=out, training=other, device="cpu").main()
+    assert (partial / CHECKPOINT_FILE).is_file() and not out.exists()
+    # the same settings (a longer budget is allowed): resumed from step 2, and the work folder goes once it is done
+    lines = []
+    training.max_steps = 4
+    log = train_and_save_autoencoder(training, tiny_collection, out, on_message=lines.append)
+    assert len(lines) == 1 and lines[0].startswith("autoencoder resumed from step 2 (")
+    assert lines[0].endswith(f"s of training) of the unfinished run in {partial}")
+    assert log["steps"] == 4 and [r["step"] for r in log["resumed"]] == [2]
+    assert json.loads((out / TRAINING_LOG_FILE).read_text())["resumed"][0]["step"] == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ae"]
+    # other settings with --start-over: the unfinished run is discarded and training starts from step 0
+    with pytest.raises(RuntimeError, match="killed"):
+        train_and_save_autoencoder(training, tiny_collection, out, on_progress=stop_after_two)
+    TrainAutoencoder(data=tiny_collection, output_dir=out, training=other, device="cpu", start_over=True).main()
+    assert json.loads((out / TRAINING_LOG_FILE).read_text())["resumed"] == [] and not partial.exists()
+
+
+def test_a_work_folder_this_program_did_not_write_is_never_touched(tiny_collection, tmp_path):
+    out = tmp_path / "ae"
+    theirs = tmp_path / "ae.partial"
+    theirs.mkdir()
+    (theirs / "notes.txt").write_text("keep me")
+    training = AETrainingConfig(architecture=TINY, max_steps=1)
+    for start_over in (False, True):
+        with pytest.raises(NotOurFolderError, match=r"ae\.partial: exists and is a folder this program did not write"):
+            TrainAutoencoder(
+                data=tiny_collection, output_dir=out, training=training, device="cpu", start_over=start_over
+            ).main()
+    assert (theirs / "notes.txt").read_text() == "keep me" and not out.exists()

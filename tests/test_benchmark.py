@@ -193,3 +193,83 @@ def test_a_bad_scene_selection_is_refused_before_any_training(other_collection, 
     with pytest.raises(ValueError, match=error):
         entrypoint(["--preset", "toy", "--output-dir", str(out), "--collection", str(other_collection), *selection])
     assert not any((out / "runs").iterdir()) and not (out / "autoencoder").exists()
+
+
+def test_stage_records_reuse_only_a_complete_stage_of_the_same_settings(tmp_path):
+    from latent_triplane_ns.benchmark.resume import StageRecords
+
+    lines = []
+    records = StageRecords(tmp_path, say=lines.append)
+    runs = []
+
+    def compute():
+        runs.append(1)
+        return {"seconds": 12.5}
+
+    first = records.run("autoencoder", {"lr": 1e-3, "sizes": (1, 2)}, compute)
+    assert runs == [1] and not records.reused and lines == []
+    again = StageRecords(tmp_path, say=lines.append).run("autoencoder", {"lr": 1e-3, "sizes": [1, 2]}, compute)
+    assert runs == [1] and again["figures"] == {"seconds": 12.5} and again["id"] == first["id"]
+    assert lines[-1].startswith("autoencoder: reused from the earlier run")
+    # other settings: run again (its record replaced); whole outputs are required too
+    other = StageRecords(tmp_path, say=lines.append)
+    other.run("autoencoder", {"lr": 2e-3, "sizes": [1, 2]}, compute)
+    assert runs == [1, 1] and "its settings differ from the earlier run's (lr); running it again" in lines[-1]
+    StageRecords(tmp_path, say=lines.append).run("autoencoder", {"lr": 2e-3, "sizes": [1, 2]}, compute, lambda: "gone")
+    assert runs == [1, 1, 1] and lines[-1] == "autoencoder: not reused, gone; running it again"
+    # an unfinished run (its folder, no record) is removed and started again, saying why
+    leftover = tmp_path / "runs" / "basis"
+    (leftover / "nerfstudio_models").mkdir(parents=True)
+    StageRecords(tmp_path, say=lines.append).run("basis", {}, compute, leftover=leftover, restart_reason="why")
+    assert lines[-1] == f"basis: an earlier run did not finish ({leftover} is left from it); why"
+    assert not leftover.exists() and runs == [1, 1, 1, 1]
+    (tmp_path / "basis.stage.json").write_text('{"key": ')  # damaged: never taken for done
+    StageRecords(tmp_path, say=lines.append).run("basis", {}, compute)
+    assert runs == [1, 1, 1, 1, 1] and "cannot be read" in lines[-1]
+
+
+def test_a_killed_toy_benchmark_rerun_reuses_its_finished_stages(tmp_path, capsys):
+    """SIGKILL once the autoencoder stage is recorded and the basis stage has started; the rerun into the same folder
+    reuses the autoencoder (with the figures the first run measured), restarts the basis saying why, and reports."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from latent_triplane_ns.scripts.benchmark import entrypoint
+
+    out = tmp_path / "bench"
+    record = out / "logs" / "autoencoder.stage.json"
+    basis_started = out / "runs" / "basis" / "latent-triplane-ae-small" / "run" / "config.yml"
+    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    command = [str(Path(sys.executable).parent / "ltn-benchmark"), "--preset", "toy", "--output-dir", str(out)]
+    with open(tmp_path / "first.log", "w") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not (record.is_file() and basis_started.is_file()):
+        assert process.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
+        if time.monotonic() > deadline:
+            os.killpg(process.pid, signal.SIGKILL)
+            pytest.fail("the autoencoder stage was not recorded within 300 s")
+        time.sleep(0.02)
+    os.killpg(process.pid, signal.SIGKILL)
+    assert process.wait(timeout=30) == -signal.SIGKILL
+    assert not (out / "benchmark.json").exists()
+    first = json.loads(record.read_text())
+
+    capsys.readouterr()
+    entrypoint(["--preset", "toy", "--output-dir", str(out)])
+    output = " ".join(capsys.readouterr().out.split())
+    assert "autoencoder: reused from the earlier run into this output folder" in output
+    assert "basis: an earlier run did not finish" in output and "starts again from step 0" in output
+    report = json.loads((out / "benchmark.json").read_text())
+    ae = report["one_off"]["autoencoder"]
+    assert ae["reused"] and ae["seconds"] == first["figures"]["seconds"] > 0  # the first run's measurement
+    assert ae["seconds"] == json.loads((out / "autoencoder" / "ltn_ae_training.json").read_text())["seconds"]
+    assert set(report["reused_stages"]) == {"generate", "autoencoder"}
+    assert "reused" not in report["one_off"]["basis"] and report["one_off"]["basis"]["steps"] == 4 + 2
+    assert set(report["methods"]) == {"triplane-rgb", "latent-micro", "latent-micro-macro"}
+    table = (out / "benchmark.md").read_text()
+    assert "held-out reconstruction PSNR" in table and "(reused from an earlier run)" in table
+    assert "which reused autoencoder from an earlier run into the same folder" in table

@@ -69,7 +69,7 @@ def launch(args: list, nodes: int = 1, node_rank: int = 0, port: int | None = No
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
 
 
-def two_nodes(args: list) -> list:
+def two_nodes(args: list, node_1_args: list | None = None) -> list:
     """Two loopback "machines" of one rank each. Node 0 starts first and hosts the rendezvous store, as the machine
     named by --rdzv-endpoint does (on one host, whichever agent bound the port first would host it)."""
     port = _free_port()
@@ -81,7 +81,7 @@ def two_nodes(args: list) -> list:
                 break
         assert time.monotonic() < deadline and first.poll() is None, "node 0 never opened its rendezvous store"
         time.sleep(0.2)
-    return [first, launch(args, nodes=2, node_rank=1, port=port)]
+    return [first, launch(node_1_args or args, nodes=2, node_rank=1, port=port)]
 
 
 def finish(process: subprocess.Popen) -> tuple[int, str]:
@@ -266,13 +266,13 @@ def test_the_merged_run_opens_with_every_scene_and_renders_each_as_its_rank_did(
 def test_resume_over_two_loopback_nodes_continues_every_shard(stage_2, tiny_collection):
     """The 2-rank run, resumed as two machines of one rank each (torchrun's c10d rendezvous on 127.0.0.1)."""
     load = ("--load-dir", str(stage_2["run"] / "nerfstudio_models"))
-    args = tiny_flags(stage_2["root"] / "resumed", tiny_collection, 4, *stage_2["extra"], *load)
+    args = tiny_flags(stage_2["root"] / "resumed", tiny_collection, 10, *stage_2["extra"], *load)  # 6 steps done
     nodes = two_nodes(args)
     results = [finish(node) for node in nodes]
     assert all(code == 0 for code, _ in results), results[0][1][-3000:] + results[1][1][-3000:]
     run = stage_2["root"] / "resumed" / "unnamed" / "latent-triplane-small" / "run"
     before = torch.load(stage_2["run"] / "nerfstudio_models" / "step-000000005.ckpt", weights_only=False)
-    after = torch.load(run / "nerfstudio_models" / "step-000000009.ckpt", weights_only=False)  # steps 6..9
+    after = torch.load(run / "nerfstudio_models" / "step-000000009.ckpt", weights_only=False)  # steps 6..9 of 10
     for rank in (0, 1):
         shard = torch.load(run / "shards" / f"rank-{rank}" / "step-000000009.ckpt", weights_only=False)
         rows = slice(2 * rank, 2 * rank + 2)
@@ -308,3 +308,21 @@ def test_when_one_rank_dies_the_other_exits_and_names_it(tiny_collection, tmp_pa
     assert code0 != 0 and code1 != 0
     assert "rank      : 1" in output1 or "rank: 1" in output1, output1[-3000:]  # torchrun names its dead worker
     assert "rank 0: rank 1 stopped" in " ".join(output0.split()), output0[-3000:]
+
+
+def test_more_ranks_than_scenes_and_ranks_that_select_other_scenes_are_refused_before_training(
+    tiny_collection, tmp_path
+):
+    one_scene = tiny_flags(tmp_path / "one", tiny_collection, 4)
+    one_scene[one_scene.index("--scene-range") + 2] = "1"  # scenes [0, 1)
+    code, output = finish(launch(one_scene))
+    assert code != 0 and "2 ranks for a collection of 1 scenes" in " ".join(output.split()), output[-3000:]
+    # two machines whose command lines differ: node 1 selects scenes [0, 3)
+    args = tiny_flags(tmp_path / "odd", tiny_collection, 4)
+    other = list(args)
+    other[other.index("--scene-range") + 2] = "3"
+    first, second = two_nodes(args, other)
+    (code0, output0), (code1, _) = finish(first), finish(second)
+    assert code0 != 0 and code1 != 0
+    assert "ranks [1] select other scenes than rank 0" in " ".join(output0.split()), output0[-3000:]
+    assert not (tmp_path / "odd").exists()  # nothing was written

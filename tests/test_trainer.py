@@ -70,12 +70,20 @@ def test_stage_2_resumes_after_its_basis_folder_moved(tiny_collection, tmp_path)
         reduced_config("latent-triplane-small", tiny_collection, tmp_path / "s2", steps=4, scene_range=(2, 4), **stage2)
     )
     shutil.move(basis, tmp_path / "moved")
-    resumed = reduced_config(
-        "latent-triplane-small", tiny_collection, tmp_path / "s2", steps=3, scene_range=(2, 4), **stage2
-    )
-    resumed.load_dir = first.checkpoint_dir
-    trainer = resumed.setup(local_rank=0, world_size=1)
-    trainer.setup()  # the basis is gone: the model is rebuilt from the run's record, the checkpoint fills it
-    assert trainer._start_step == 4
+    from latent_triplane_ns.trainer import CheckpointError
+
+    def resume(total: int):
+        config = reduced_config(
+            "latent-triplane-small", tiny_collection, tmp_path / "s2", steps=total, scene_range=(2, 4), **stage2
+        )
+        config.load_dir = first.checkpoint_dir
+        trainer = config.setup(local_rank=0, world_size=1)
+        trainer.setup()  # the basis is gone: the model is rebuilt from the run's record, the checkpoint fills it
+        return trainer
+
+    with pytest.raises(CheckpointError, match="the checkpoint is at step 3, and this run has --max-num-iterations 4"):
+        resume(4)  # the run's 4 steps are all done
+    trainer = resume(7)  # --max-num-iterations is the run's total: 3 steps more
+    assert trainer._start_step == 4 and trainer.config.max_num_iterations == 3
     trainer.train()
     assert sorted(p.name for p in first.checkpoint_dir.glob("step-*.ckpt"))[-1] == "step-000000006.ckpt"

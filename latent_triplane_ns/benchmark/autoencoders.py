@@ -10,13 +10,19 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
-from latent_triplane_ns.ae_training import AETrainingConfig, progress_status, train_and_save_autoencoder
+from latent_triplane_ns.ae_training import AETrainingConfig, progress_status
 from latent_triplane_ns.autoencoder import AutoencoderConfig, CompactAEConfig
 from latent_triplane_ns.benchmark.config import BenchmarkConfig, FieldSizes
 from latent_triplane_ns.benchmark.job import TrainingJob, run_job_process, write_config
 from latent_triplane_ns.benchmark.plan import eval_schedule
 from latent_triplane_ns.benchmark.runner import settings_json
-from latent_triplane_ns.benchmark.stages import Workspace, choose_scenes, collection_parser, method_trainer_config
+from latent_triplane_ns.benchmark.stages import (
+    Workspace,
+    choose_scenes,
+    collection_parser,
+    method_trainer_config,
+    train_autoencoder_resuming,
+)
 from latent_triplane_ns.errors import InputError
 
 VARIANT = re.compile(r"^f(?P<factor>\d+)c(?P<channels>\d+)(?:w(?P<width>\d+))?$")
@@ -82,12 +88,14 @@ def run_ae_table(config: AETableConfig, on_line=print) -> Dict[str, Any]:
             if record["evaluated"]:
                 on_line(f"{name}: {progress_status(record)}")
 
-        log = train_and_save_autoencoder(
+        # an unfinished training of the same variant, killed in an earlier run, resumes from its last checkpoint
+        log = train_autoencoder_resuming(
             training,
             collection_parser(scenes, workspace.data, basis_names),
             ae_dir,
-            device=scenes.device,
+            scenes.device,
             on_progress=show,
+            say=on_line,
         )
         fit = _fit_new_scenes(config, workspace, name, ae_dir, new_names)
         rows.append(

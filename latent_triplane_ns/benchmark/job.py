@@ -15,6 +15,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 import torch
 
+from latent_triplane_ns.atomic import write_json
 from latent_triplane_ns.benchmark.accounting import count_parameters
 from latent_triplane_ns.benchmark.budget import BudgetedTraining
 from latent_triplane_ns.benchmark.measurement import peak_rss, reset_peak_rss, sync, time_rendering
@@ -139,7 +140,7 @@ def run_job(job: TrainingJob, on_event: Optional[Callable[[Dict], None]] = None)
         report({"event": "render"})
         cameras = [datamanager.eval_view(i)[0] for i in curve_views[: job.render_views]]
         result["render"] = time_rendering(model, cameras)
-    Path(job.result_file).write_text(json.dumps(result, indent=2))
+    write_json(Path(job.result_file), result)  # whole or absent: a killed run leaves no partial result
     report({"event": "done"})
     progress.close()
     return result

@@ -50,6 +50,15 @@ class StageProgress:
             self.total, completed=self.done_seconds + self.plan.get(self.stage_name, 0) * completed / task.total
         )
 
+    def say(self, line: str) -> None:
+        """Prints a line above the bars (into the log, when the output is not a terminal)."""
+        self.progress.console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+    def skip(self, name: str) -> None:
+        """Counts a stage reused from an earlier run as done."""
+        self.done_seconds += self.plan.get(name, 0)
+        self.progress.update(self.total, completed=self.done_seconds)
+
     def end(self) -> None:
         task = self.progress.tasks[self.stage]
         self.progress.update(self.stage, completed=task.total)

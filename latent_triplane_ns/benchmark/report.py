@@ -104,6 +104,29 @@ def _limits(report: Dict[str, Any], config: BenchmarkConfig, target: float) -> L
     return notes
 
 
+def _reused(figures: Dict[str, Any]) -> str:
+    """The mark of figures reused from an earlier run into the same output folder."""
+    return " (reused from an earlier run)" if figures.get("reused") else ""
+
+
+def _resumed(figures: Dict[str, Any]) -> str:
+    """The mark of a training resumed after a kill (its time is that of the steps it kept, plus the rest)."""
+    steps = [r["step"] for r in figures.get("resumed") or []]
+    return f" (resumed after a kill from step {', '.join(map(str, steps))})" if steps else ""
+
+
+def _reused_wall(report: Dict[str, Any]) -> str:
+    """What the wall time leaves out: the stages reused from an earlier run (their figures are that run's)."""
+    reused = {k: v for k, v in (report.get("reused_stages") or {}).items() if k != "generate"}
+    if not reused:
+        return ""
+    earlier = sum(v.get("wall_seconds") or 0.0 for v in reused.values())
+    return (
+        f" for this run, which reused {', '.join(reused)} from an earlier run into the same folder "
+        f"({earlier / 60:.1f} min of wall time then, not counted again)"
+    )
+
+
 def _fmt_seconds(seconds: Optional[float]) -> str:
     if seconds is None:
         return "not reached"
@@ -149,7 +172,7 @@ def markdown_report(report: Dict[str, Any]) -> str:
         else:
             peak_text = _fmt_bytes(peak) if peak else "-"
         lines.append(
-            f"| {METHOD_LABELS[name]} | {r['final']['psnr']:.2f} | {r['final']['ssim']:.3f} "
+            f"| {METHOD_LABELS[name]}{_reused(r)} | {r['final']['psnr']:.2f} | {r['final']['ssim']:.3f} "
             f"| {_fmt_seconds(r['per_scene_time_to_target_seconds'])} | {_fmt_ratio(r['time_ratio'])} "
             f"| {_fmt_bytes(r['effective_memory_bytes'][n])} | {_fmt_ratio(r['effective_memory_ratio'][n])} "
             f"| {peak_text} | {r['rays_per_second']:,.0f} | {fps} |"
@@ -171,7 +194,7 @@ def markdown_report(report: Dict[str, Any]) -> str:
     if "seconds" in ae:
         lines.append(
             f"- autoencoder training: {_fmt_seconds(ae['seconds'])}, {ae['parameters']:,} parameters, held-out "
-            f"reconstruction PSNR {ae['held_out_psnr']:.2f} dB"
+            f"reconstruction PSNR {ae['held_out_psnr']:.2f} dB{_resumed(ae)}{_reused(ae)}"
         )
     elif ae:
         lines.append(f"- autoencoder: given ({ae['given']})")
@@ -180,7 +203,7 @@ def markdown_report(report: Dict[str, Any]) -> str:
         lines.append(
             f"- 3D-aware basis training: {_fmt_seconds(basis['seconds'])} on {basis['num_scenes']} scenes "
             f"({basis['fit_steps']} fit + {basis['joint_steps']} joint steps), "
-            f"held-out PSNR {basis['held_out_psnr']:.2f} dB"
+            f"held-out PSNR {basis['held_out_psnr']:.2f} dB{_reused(basis)}"
         )
     elif basis:
         lines.append(f"- basis: given ({basis['given']})")
@@ -236,7 +259,8 @@ def markdown_report(report: Dict[str, Any]) -> str:
     lines += [
         "",
         f"Machine: {machine['cpu']}, {machine['cpu_cores']} cores{gpu}, "
-        f"{_fmt_bytes(machine['ram_bytes'] or 0)} RAM; {versions}. Wall time {report['wall_seconds'] / 60:.1f} min.",
+        f"{_fmt_bytes(machine['ram_bytes'] or 0)} RAM; {versions}. Wall time {report['wall_seconds'] / 60:.1f} min"
+        f"{_reused_wall(report)}.",
         "",
         "![held-out PSNR against training time](psnr_vs_time.png)",
         "![effective memory per scene](memory_per_scene.png)",

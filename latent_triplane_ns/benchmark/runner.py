@@ -12,18 +12,27 @@ from typing import Any, Dict
 
 import torch
 
+from latent_triplane_ns.autoencoder import AutoencoderConfig
 from latent_triplane_ns.benchmark.config import BenchmarkConfig, FieldSizes
 from latent_triplane_ns.benchmark.plan import planned_seconds
 from latent_triplane_ns.benchmark.progress import StageProgress
 from latent_triplane_ns.benchmark.report import markdown_report, summarize, write_outputs
+from latent_triplane_ns.benchmark.resume import StageRecords
 from latent_triplane_ns.benchmark.stages import (
     Workspace,
+    autoencoder_key,
+    autoencoder_problem,
     autoencoder_stage,
+    basis_key,
+    basis_problem,
     basis_stage,
     choose_scenes,
     compared_runs,
+    data_key,
     given_basis,
+    method_key,
     method_stage,
+    run_folder,
 )
 from latent_triplane_ns.scene_io import CollectionError
 
@@ -76,7 +85,12 @@ def settings_json(config: Any) -> Dict[str, Any]:
 
 
 def run_benchmark(config: BenchmarkConfig, show_progress: bool = True) -> Dict[str, Any]:
-    """Runs the whole benchmark and writes benchmark.json, benchmark.md and the plots into config.output_dir."""
+    """Runs the whole benchmark and writes benchmark.json, benchmark.md and the plots into config.output_dir.
+
+    Rerun into the same output folder (after a kill, say), it continues: every stage recorded as complete with the
+    same settings is reused with the figures it measured then (`StageRecords`); an unfinished autoencoder training
+    resumes from its last checkpoint; an unfinished basis or method run starts again, with a line saying why.
+    """
     from rich.console import Console
 
     console = Console()
@@ -105,9 +119,20 @@ def run_benchmark(config: BenchmarkConfig, show_progress: bool = True) -> Dict[s
     one_off = report["one_off"]
     wall_start = time.perf_counter()
     with StageProgress(plan, enabled=show_progress) as progress:
+        records = StageRecords(workspace.logs, say=progress.say)
+
+        def figures(record: Dict[str, Any], stage: str) -> Dict[str, Any]:
+            if stage not in records.reused:
+                return record["figures"]
+            progress.skip(stage)
+            return {**record["figures"], "reused": True}
+
         progress.begin("generate", "generating scenes", 1.0)
-        basis_names, new_names, one_off["generate_seconds"] = choose_scenes(config, workspace)
+        # always run: it checks the collection and names the scenes, and keeps the complete scenes already written
+        basis_names, new_names, seconds = choose_scenes(config, workspace)
         progress.end()
+        generated = records.run("generate", data_key(config, workspace), lambda: {"generate_seconds": seconds})
+        one_off["generate_seconds"] = generated["figures"]["generate_seconds"]  # the first run's, when reused
         if config.basis is None and len(basis_names) < sizes.num_basis:
             raise CollectionError(
                 f"{workspace.data}: {len(basis_names)} basis scene(s), too few for a basis of {sizes.num_basis} "
@@ -115,16 +140,46 @@ def run_benchmark(config: BenchmarkConfig, show_progress: bool = True) -> Dict[s
             )
         if config.basis is not None:
             basis_dir, one_off["basis"] = given_basis(config, new_names, sizes)
+            basis_id = str(Path(config.basis).resolve())
         else:
-            autoencoder, one_off["autoencoder"] = autoencoder_stage(
-                config, workspace, basis_names, out / "autoencoder", progress
+            if config.autoencoder is not None:
+                autoencoder, one_off["autoencoder"] = autoencoder_stage(
+                    config, workspace, basis_names, out / "autoencoder", progress
+                )
+                autoencoder_id = str(Path(config.autoencoder).resolve())
+            else:
+                ae_dir = out / "autoencoder"
+                record = records.run(
+                    "autoencoder",
+                    autoencoder_key(config, workspace, basis_names),
+                    lambda: autoencoder_stage(config, workspace, basis_names, ae_dir, progress)[1],
+                    outputs_problem=lambda: autoencoder_problem(ae_dir, config.autoencoder_training),
+                )
+                one_off["autoencoder"] = figures(record, "autoencoder")
+                autoencoder = AutoencoderConfig(source="pretrained", pretrained_path=ae_dir)
+                autoencoder_id = record["id"]
+            record = records.run(
+                "basis",
+                basis_key(config, workspace, basis_names, autoencoder_id, sizes),
+                lambda: basis_stage(config, workspace, basis_names, autoencoder, sizes, plan["basis"], progress)[1],
+                outputs_problem=lambda: basis_problem(run_folder(workspace, "basis", config.basis_method) / "basis"),
+                leftover=run_folder(workspace, "basis", config.basis_method),
+                restart_reason="the benchmark keeps no checkpoint of this stage mid-run, so it starts again from step 0",
             )
-            basis_dir, one_off["basis"] = basis_stage(
-                config, workspace, basis_names, autoencoder, sizes, plan["basis"], progress
-            )
+            one_off["basis"] = figures(record, "basis")
+            basis_dir, basis_id = Path(record["figures"]["path"]), record["id"]
         for name, run in compared_runs(config, basis_dir, sizes).items():
-            report["methods"][name] = method_stage(config, workspace, name, run, new_names, sizes, progress)
+            record = records.run(
+                name,
+                method_key(config, workspace, run, new_names, sizes, None if name == "triplane-rgb" else basis_id),
+                lambda name=name, run=run: method_stage(config, workspace, name, run, new_names, sizes, progress),
+                leftover=run_folder(workspace, name, run[0]),
+                restart_reason="a timed run cannot be continued cleanly (its training clock, curve, memory peak and "
+                "learning-rate horizon belong to one process), so it starts again",
+            )
+            report["methods"][name] = figures(record, name)
     report["wall_seconds"] = time.perf_counter() - wall_start
+    report["reused_stages"] = records.reused
     report["sizes_used"] = asdict(sizes)
     summarize(report, config)
     write_outputs(report, out)

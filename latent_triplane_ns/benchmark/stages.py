@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import time
 from contextlib import redirect_stderr, redirect_stdout
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -139,6 +139,139 @@ def generate_scenes(config: BenchmarkConfig, workspace: Workspace) -> Tuple[List
     return basis_names, [d.name for d in summary.scene_dirs], time.perf_counter() - start
 
 
+def run_folder(workspace: Workspace, experiment: str, method: str) -> Path:
+    """The nerfstudio run folder of one of the benchmark's runs (`method_trainer_config`'s base dir)."""
+    return workspace.runs / experiment / method / "run"
+
+
+def data_key(config: BenchmarkConfig, workspace: Workspace) -> Dict[str, Any]:
+    """The settings that decide the benchmark's scenes: the key of the generation, part of every stage's key."""
+    return {
+        "data": str(Path(workspace.data).resolve()),
+        "collection_layout": config.collection_layout,
+        "generated": config.collection is None,
+        "seed": config.seed,
+        "image_size": config.image_size,
+        "num_train_views": config.num_train_views,
+        "num_test_views": config.num_test_views,
+        "num_basis_scenes": config.num_basis_scenes,
+        "num_new_scenes": config.num_new_scenes,
+        "basis_scenes": config.basis_scenes,
+        "new_scenes": config.new_scenes,
+        "basis_given": config.basis is not None,
+    }
+
+
+def autoencoder_key(config: BenchmarkConfig, workspace: Workspace, basis_names: Sequence[str]) -> Dict[str, Any]:
+    """What makes the one-off autoencoder: the images it learns from, its recipe and budget, the device."""
+    return {
+        **data_key(config, workspace),
+        "scenes": list(basis_names),
+        "training": asdict(config.autoencoder_training),
+        "device": config.device,
+    }
+
+
+def basis_key(
+    config: BenchmarkConfig, workspace: Workspace, basis_names: Sequence[str], autoencoder: str, sizes: FieldSizes
+) -> Dict[str, Any]:
+    """What makes the one-off basis: its scenes, the autoencoder it starts from (the id of the autoencoder stage's
+    record, or the folder given), the method, its steps, sizes and rays, the device."""
+    return {
+        **data_key(config, workspace),
+        "scenes": list(basis_names),
+        "autoencoder": autoencoder,
+        "method": config.basis_method,
+        "fit_steps": config.basis_fit_steps,
+        "joint_steps": config.basis_joint_steps,
+        "sizes": asdict(sizes),
+        "rays_per_batch": config.latent_rays_per_batch,
+        "device": config.device,
+    }
+
+
+def method_key(
+    config: BenchmarkConfig,
+    workspace: Workspace,
+    run: Tuple[str, int, float, Dict[str, Any]],
+    new_names: Sequence[str],
+    sizes: FieldSizes,
+    basis: Optional[str],
+) -> Dict[str, Any]:
+    """What makes a compared method's figures: its scenes, method, rays, budget and model settings, the basis it
+    uses (the id of the basis stage's record, or the folder given; None for the RGB baseline), the evaluation and
+    render schedule, the device."""
+    method, rays, minutes, settings = run
+    return {
+        **data_key(config, workspace),
+        "scenes": list(new_names),
+        "method": method,
+        "rays_per_batch": rays,
+        "minutes": minutes,
+        "model": settings,
+        "sizes": asdict(sizes),
+        "basis": basis,
+        "curve_points": config.curve_points,
+        "first_eval_seconds": config.first_eval_seconds,
+        "eval_views_per_scene": config.eval_views_per_scene,
+        "render_views": config.render_views,
+        "device": config.device,
+    }
+
+
+def train_autoencoder_resuming(
+    training,
+    data,
+    output_dir: Path,
+    device: str,
+    on_progress: Callable[[Dict[str, float]], None],
+    say: Callable[[str], None],
+) -> Dict[str, Any]:
+    """`train_and_save_autoencoder`, resuming an unfinished run of the same settings from its last checkpoint (its
+    step, clock and decay continue); one that cannot be resumed (other settings, an unreadable checkpoint) is
+    started again, saying why."""
+    from latent_triplane_ns.ae_training import UnfinishedRunError, train_and_save_autoencoder
+
+    common = dict(device=device, on_progress=on_progress, on_message=say)
+    try:
+        return train_and_save_autoencoder(training, data, output_dir, **common)
+    except UnfinishedRunError as err:
+        say(f"autoencoder: the unfinished run in {err.folder} cannot be resumed: it {err.reason}; starting it again")
+        return train_and_save_autoencoder(training, data, output_dir, start_over=True, **common)
+
+
+def autoencoder_problem(output_dir: Path, training) -> Optional[str]:
+    """What keeps an autoencoder folder from being reused as the finished one-off autoencoder (None: nothing)."""
+    import json
+
+    from latent_triplane_ns.ae_training import TRAINING_LOG_FILE, work_folder
+    from latent_triplane_ns.benchmark.resume import plain
+
+    log_file = Path(output_dir) / TRAINING_LOG_FILE
+    if not log_file.is_file():
+        return f"{output_dir} holds no finished autoencoder"
+    if work_folder(output_dir).exists():
+        return f"{work_folder(output_dir)} holds an unfinished run"
+    try:
+        settings = json.loads(log_file.read_text())["settings"]
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
+        return f"{log_file} cannot be read"
+    if plain(settings) != plain(asdict(training)):
+        return f"{output_dir} was trained with other settings"
+    return None
+
+
+def basis_problem(basis_dir: Path) -> Optional[str]:
+    """What keeps a basis checkpoint from being reused as the finished one-off basis (None: nothing)."""
+    from latent_triplane_ns.basis import BasisCheckpointError, read_basis_checkpoint
+
+    try:
+        settings = read_basis_checkpoint(Path(basis_dir)).settings
+    except BasisCheckpointError as err:
+        return f"its basis checkpoint cannot be used ({err})"
+    return None if settings.complete else f"{basis_dir} was written by a run that had not finished"
+
+
 def autoencoder_stage(
     config: BenchmarkConfig,
     workspace: Workspace,
@@ -146,8 +279,9 @@ def autoencoder_stage(
     output_dir: Path,
     progress: StageProgress,
 ) -> Tuple[AutoencoderConfig, Dict[str, Any]]:
-    """The one-off autoencoder: the one given, or the compact one trained on the basis scenes' images."""
-    from latent_triplane_ns.ae_training import progress_status, train_and_save_autoencoder
+    """The one-off autoencoder: the one given, or the compact one trained on the basis scenes' images (an
+    unfinished training of the same settings, killed in an earlier run, is resumed from its last checkpoint)."""
+    from latent_triplane_ns.ae_training import progress_status
 
     if config.autoencoder is not None:
         return AutoencoderConfig(source="pretrained", pretrained_path=Path(config.autoencoder)), {
@@ -155,12 +289,13 @@ def autoencoder_stage(
         }
     training = config.autoencoder_training
     progress.begin("autoencoder", "training the autoencoder (one-off)", training.max_minutes * 60)
-    log = train_and_save_autoencoder(
+    log = train_autoencoder_resuming(
         training,
         collection_parser(config, workspace.data, basis_names),
         output_dir,
-        device=config.device,
+        config.device,
         on_progress=lambda record: progress.update(record["seconds"], progress_status(record)),
+        say=progress.say,
     )
     progress.end()
     summary = {
@@ -169,6 +304,7 @@ def autoencoder_stage(
         "held_out_psnr": log["eval_psnr"],
         "parameters": log["parameters"],
         "num_train_images": log["num_train_images"],
+        "resumed": log["resumed"],
     }
     return AutoencoderConfig(source="pretrained", pretrained_path=output_dir), summary
 

@@ -31,7 +31,7 @@ class Common:
     """Where the runs, scaling.json and scaling.md go."""
     autoencoder: Path = Path("outputs/ae-table/f8c4/autoencoder")
     """A trained compact autoencoder folder (ltn-train-ae's output) that every run encodes with."""
-    scenes_per_batch: int = 8
+    scenes_per_batch: int = 16
     """Scenes per training step."""
     epochs: int = 200
     """Visits of every scene: a rank holding S scenes trains round(epochs x S / scenes_per_batch) steps."""

@@ -23,13 +23,17 @@ class TrainAutoencoder:
     """Scene collection (folder of blender/nerfstudio scene folders) whose training images it learns from."""
     output_dir: Path = Path("outputs/autoencoder")
     """Where the AutoencoderKL is written (diffusers layout, plus latent statistics and the training curve). An
-    existing folder is replaced only if an earlier `ltn-train-ae` wrote it."""
+    existing folder is replaced only if an earlier `ltn-train-ae` wrote it. While training, checkpoints go to
+    `<output-dir>.partial` beside it: rerunning the same command after a kill resumes from the latest one."""
     scene_range: Optional[Tuple[int, int]] = None
     """[start, stop) of the sorted scene folders to use; all when None."""
     training: AETrainingConfig = field(default_factory=AETrainingConfig)
     """Architecture, recipe and budget."""
     device: str = "cuda" if torch.cuda.is_available() else "cpu"
     """Torch device."""
+    start_over: bool = False
+    """Discard the unfinished run in `<output-dir>.partial` and train from step 0, instead of resuming it (a rerun
+    with other settings or images is refused without this flag)."""
 
     def main(self) -> None:
         budget = self.training.max_minutes * 60
@@ -49,9 +53,17 @@ class TrainAutoencoder:
                     progress.console.print(f"autoencoder {record['seconds']:.0f} s  {progress_status(record)}")
 
             log = train_and_save_autoencoder(
-                self.training, self.data, self.output_dir, self.scene_range, self.device, on_progress=show
+                self.training,
+                self.data,
+                self.output_dir,
+                self.scene_range,
+                self.device,
+                on_progress=show,
+                start_over=self.start_over,
+                # in a terminal and in a log file alike
+                on_message=lambda line: progress.console.print(line, markup=False, highlight=False),
             )
-        print(json.dumps({k: log[k] for k in ("eval_psnr", "train_psnr", "steps", "seconds", "parameters")}))
+        print(json.dumps({k: log[k] for k in ("eval_psnr", "train_psnr", "steps", "seconds", "parameters", "resumed")}))
         print(f"Autoencoder written to {self.output_dir}")
 
 
