@@ -70,8 +70,13 @@ class LatentTriplaneAEModel(LatentTriplaneModel):
 
     def autoencoder_parts(self) -> Dict[str, List[Parameter]]:
         vae = self.autoencoder.vae
-        encoder = list(vae.encoder.parameters()) + list(vae.quant_conv.parameters() if vae.quant_conv else [])
-        decoder = list(vae.decoder.parameters()) + list(vae.post_quant_conv.parameters() if vae.post_quant_conv else [])
+
+        def around(name: str) -> List[Parameter]:  # AutoencoderKL's 1x1 convolutions; AutoencoderTiny has none
+            module = getattr(vae, name, None)
+            return list(module.parameters()) if module is not None else []
+
+        encoder = list(vae.encoder.parameters()) + around("quant_conv")
+        decoder = list(vae.decoder.parameters()) + around("post_quant_conv")
         return {"encoder": encoder, "decoder": decoder}
 
     def scene_parameters(self) -> List[Parameter]:

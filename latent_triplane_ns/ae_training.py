@@ -19,7 +19,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from latent_triplane_ns.atomic import atomic_directory, atomic_file, check_replaceable
-from latent_triplane_ns.autoencoder import LATENT_STATS_FILE, CompactAEConfig
+from latent_triplane_ns.autoencoder import LATENT_STATS_FILE, CompactAEConfig, encode_latents
 from latent_triplane_ns.errors import InputError
 from latent_triplane_ns.evaluation import psnr_from_mse
 
@@ -111,16 +111,17 @@ RECIPE_RANGE = 2.0
 
 def autoencoder_losses(vae, images: Float[Tensor, "B 3 H W"]) -> Tuple[Tensor, Tensor]:
     """The compact autoencoder's training losses, shared by `ltn-train-ae` and stage 1's warm-up: the MSE of the
-    reconstruction of a posterior draw, on the [-1, 1] scale, and the posterior's mean KL divergence.
+    reconstruction of a posterior draw, on the [-1, 1] scale, and the posterior's mean KL divergence (0 for an
+    AutoencoderTiny, whose latent is deterministic).
 
     Args:
-        vae: the AutoencoderKL.
+        vae: the AutoencoderKL or AutoencoderTiny.
         images: RGB images in [0, 1].
     """
     x = images * 2.0 - 1.0
-    posterior = vae.encode(x).latent_dist
-    reconstruction = vae.decode(posterior.sample()).sample
-    return F.mse_loss(reconstruction.float(), x.float()), posterior.kl().float().mean()
+    z, kl = encode_latents(vae, x, mode="sample")
+    reconstruction = vae.decode(z).sample
+    return F.mse_loss(reconstruction.float(), x.float()), kl if kl is not None else x.new_zeros(())
 
 
 @torch.no_grad()
@@ -132,7 +133,7 @@ def reconstruction_psnr(vae, images: Float[Tensor, "N 3 H W"], batch_size: int =
     for start in range(0, images.shape[0], batch_size):
         x = images[start : start + batch_size].to(device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            recon = vae.decode(vae.encode(x * 2 - 1).latent_dist.mean).sample
+            recon = vae.decode(encode_latents(vae, x * 2 - 1)[0]).sample
         recon = recon.float().add(1).mul(0.5).clamp(0, 1)
         total += float(psnr_from_mse((recon - x).pow(2).flatten(1).mean(1)).sum())
         count += x.shape[0]
@@ -148,7 +149,7 @@ def latent_statistics(vae, images: Float[Tensor, "N 3 H W"], batch_size: int = 1
     device = next(vae.parameters()).device
     latents = torch.cat(
         [
-            vae.encode(images[s : s + batch_size].to(device) * 2 - 1).latent_dist.mean.cpu()
+            encode_latents(vae, images[s : s + batch_size].to(device) * 2 - 1)[0].cpu()
             for s in range(0, images.shape[0], batch_size)
         ]
     )

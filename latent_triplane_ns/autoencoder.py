@@ -1,9 +1,11 @@
-"""Image autoencoder whose latent space the Tri-Planes live in: a diffusers AutoencoderKL, or the identity for RGB."""
+"""Image autoencoder whose latent space the Tri-Planes live in: a diffusers AutoencoderKL or AutoencoderTiny, or the
+identity for RGB."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 from dataclasses import dataclass, field
@@ -28,13 +30,60 @@ class AutoencoderError(InputError):
     """An autoencoder directory or setting that cannot be used."""
 
 
+VAE_CLASSES = ("AutoencoderKL", "AutoencoderTiny")
+"""The diffusers autoencoders this package uses: AutoencoderKL (Stable Diffusion's VAE family) and AutoencoderTiny
+(TAESD: plain convolutions, no attention or group norm, a deterministic latent)."""
+
+
+class _DropTinyConfigNote(logging.Filter):
+    """diffusers' AutoencoderTiny writes its decoder widths into its own config as `block_out_channels`, then warns
+    when it reads that config back that the key is unexpected: harmless, and nothing a user can act on."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "were passed to AutoencoderTiny, but are not expected" not in record.getMessage()
+
+
+logging.getLogger("diffusers.configuration_utils").addFilter(_DropTinyConfigNote())
+
+
+def vae_class(name: str):
+    """The diffusers class of one of VAE_CLASSES."""
+    import diffusers
+
+    if name not in VAE_CLASSES:
+        raise AutoencoderError(f"{name!r} is not one of the autoencoders this package uses ({', '.join(VAE_CLASSES)})")
+    return getattr(diffusers, name)
+
+
+def vae_downsample_factor(vae) -> int:
+    """Image side / latent side of a diffusers autoencoder (one level fewer downsamplings than levels)."""
+    levels = getattr(vae.config, "block_out_channels", None) or vae.config.encoder_block_out_channels
+    return 2 ** (len(levels) - 1)
+
+
+def encode_latents(vae, x: Float[Tensor, "B 3 H W"], mode: str = "mean") -> Tuple[Tensor, Optional[Tensor]]:
+    """Raw latents of images on the [-1, 1] scale, and the posterior's mean KL divergence (None for AutoencoderTiny,
+    whose latent is deterministic). `mode` picks the posterior's mean or a draw from it. AutoencoderTiny is run
+    through `encode`, since its `forward` quantises the latents."""
+    encoded = vae.encode(x)
+    posterior = getattr(encoded, "latent_dist", None)
+    if posterior is None:
+        return encoded.latents, None
+    z = posterior.sample() if mode == "sample" else posterior.mean
+    return z, posterior.kl().float().mean()
+
+
 @dataclass
 class CompactAEConfig:
-    """Architecture of the compact AutoencoderKL (Stable Diffusion's VAE family, fewer channels): what `ltn-train-ae`
-    trains and what a 'compact' autoencoder starts from."""
+    """Architecture of the compact autoencoder (Stable Diffusion's VAE family or TAESD's, fewer channels): what
+    `ltn-train-ae` trains and what a 'compact' autoencoder starts from."""
 
+    kind: Literal["kl", "tiny"] = "kl"
+    """'kl': diffusers' AutoencoderKL (ResNet blocks, group norm, attention at the bottom, a Gaussian posterior);
+    'tiny': diffusers' AutoencoderTiny (plain convolutions, no normalisation or attention, a deterministic latent)."""
     block_out_channels: Tuple[int, ...] = (32, 64, 64, 64)
-    """Channels per resolution level; n levels downsample by 2^(n-1) (4 levels: 8x, as SD's VAE)."""
+    """Channels per resolution level; n levels downsample by 2^(n-1) (4 levels: 8x, as SD's VAE). An AutoencoderTiny
+    has one width at every level."""
     latent_channels: int = 4
     """Latent channels."""
     layers_per_block: int = 1
@@ -46,7 +95,24 @@ class CompactAEConfig:
         return 2 ** (len(self.block_out_channels) - 1)
 
     def build(self):
-        """A fresh AutoencoderKL of this architecture."""
+        """A fresh autoencoder of this architecture."""
+        if self.kind == "tiny":
+            from diffusers import AutoencoderTiny
+
+            if len(set(self.block_out_channels)) != 1:
+                raise AutoencoderError(
+                    f"block_out_channels={tuple(self.block_out_channels)}: an AutoencoderTiny keeps one width at every "
+                    "level (e.g. 64 64 64 64)"
+                )
+
+            inner = (self.layers_per_block,) * (len(self.block_out_channels) - 1)
+            return AutoencoderTiny(
+                encoder_block_out_channels=tuple(self.block_out_channels),
+                decoder_block_out_channels=tuple(reversed(self.block_out_channels)),
+                latent_channels=self.latent_channels,
+                num_encoder_blocks=(1, *inner),
+                num_decoder_blocks=(*inner, 1),
+            )
         return build_compact_vae(self.block_out_channels, self.latent_channels, self.layers_per_block)
 
 
@@ -56,13 +122,13 @@ class AutoencoderConfig(InstantiateConfig):
 
     _target: Type = field(default_factory=lambda: LatentAutoencoder)
     source: Literal["pretrained", "compact", "identity"] = "pretrained"
-    """'pretrained': a local diffusers AutoencoderKL directory (never downloaded); 'compact': the compact
-    AutoencoderKL configuration below with fresh weights (the starting point of AE training, and tests);
+    """'pretrained': a local diffusers AutoencoderKL or AutoencoderTiny directory (a hub id only when named and
+    online); 'compact': the compact configuration below with fresh weights (the starting point of AE training, and tests);
     'identity': no autoencoder, latents are the RGB image itself (the RGB Tri-Plane baseline)."""
     pretrained_path: Optional[Path] = None
-    """Local AutoencoderKL directory (holding config.json and the weights), for source='pretrained'."""
+    """Local AutoencoderKL or AutoencoderTiny directory (config.json and the weights), for source='pretrained'."""
     subfolder: Optional[str] = None
-    """Subfolder of pretrained_path holding the AutoencoderKL, e.g. 'vae' for a Stable Diffusion folder."""
+    """Subfolder of pretrained_path holding the autoencoder, e.g. 'vae' for a Stable Diffusion folder."""
     compact: CompactAEConfig = field(default_factory=CompactAEConfig)
     """Architecture of a 'compact' autoencoder."""
     encode_mode: Literal["mean", "sample"] = "mean"
@@ -133,7 +199,7 @@ def hub_is_offline() -> bool:
 
 
 def load_pretrained_vae(path: Path, subfolder: Optional[str] = None):
-    """Loads an AutoencoderKL from a local directory; a hub id (`owner/name`, e.g. `stabilityai/sd-vae-ft-mse`)
+    """Loads an AutoencoderKL or AutoencoderTiny from a local directory; a hub id (`owner/name`, e.g. `stabilityai/sd-vae-ft-mse`)
     that is not a local folder is downloaded through diffusers' own loading, only when the user is online."""
     root = Path(path) / subfolder if subfolder else Path(path)
     config_file = root / "config.json"
@@ -142,20 +208,18 @@ def load_pretrained_vae(path: Path, subfolder: Optional[str] = None):
     if not root.is_dir():
         raise AutoencoderError(f"{root}: autoencoder directory does not exist")
     if not config_file.is_file():
-        raise AutoencoderError(f"{config_file}: missing; {root} is not a diffusers AutoencoderKL directory")
+        raise AutoencoderError(f"{config_file}: missing; {root} is not a diffusers autoencoder directory")
     try:
         class_name = json.loads(config_file.read_text()).get("_class_name")
     except json.JSONDecodeError as err:
         raise AutoencoderError(f"{config_file}: not valid JSON ({err})") from err
-    if class_name != "AutoencoderKL":
-        raise AutoencoderError(f"{config_file}: describes a {class_name!r}, not an AutoencoderKL")
-    from diffusers import AutoencoderKL
-
+    if class_name not in VAE_CLASSES:
+        raise AutoencoderError(f"{config_file}: describes a {class_name!r}, not an {' or '.join(VAE_CLASSES)}")
     try:
         # low_cpu_mem_usage=False: the default asks for `accelerate`, and warns when it is not installed
-        return AutoencoderKL.from_pretrained(str(root), local_files_only=True, low_cpu_mem_usage=False)
+        return vae_class(class_name).from_pretrained(str(root), local_files_only=True, low_cpu_mem_usage=False)
     except (OSError, ValueError, RuntimeError) as err:
-        raise AutoencoderError(f"{root}: could not load the AutoencoderKL weights ({err})") from err
+        raise AutoencoderError(f"{root}: could not load the {class_name} weights ({err})") from err
 
 
 def _load_from_hub(hub_id: str, subfolder: Optional[str]):
@@ -194,8 +258,6 @@ def autoencoder_from_record(record: Dict[str, Any]) -> LatentAutoencoder:
     architecture = record.get("architecture")
     if architecture is None:
         return LatentAutoencoder(AutoencoderConfig(source="identity"))
-    from diffusers import AutoencoderKL
-
     config = AutoencoderConfig(
         source="pretrained",
         encode_mode=record["encode_mode"],
@@ -205,7 +267,8 @@ def autoencoder_from_record(record: Dict[str, Any]) -> LatentAutoencoder:
         tanh_shift=(0.0,),
         background_latent=(0.5,),
     )
-    return LatentAutoencoder(config, vae=AutoencoderKL.from_config(architecture))
+    vae = vae_class(architecture.get("_class_name", "AutoencoderKL")).from_config(architecture)
+    return LatentAutoencoder(config, vae=vae)
 
 
 class LatentAutoencoder(nn.Module):
@@ -237,7 +300,7 @@ class LatentAutoencoder(nn.Module):
         if vae is not None:
             vae.requires_grad_(False)
             channels = int(vae.config.latent_channels)
-            self.downsample_factor = 2 ** (len(vae.config.block_out_channels) - 1)
+            self.downsample_factor = vae_downsample_factor(vae)
         else:
             channels, self.downsample_factor = 3, 1
         self.latent_channels = channels
@@ -281,8 +344,8 @@ class LatentAutoencoder(nn.Module):
         if self.vae is None:
             return images
         with torch.autocast(images.device.type, enabled=False):
-            posterior = self.vae.encode(images.float() * 2.0 - 1.0).latent_dist
-        return posterior.sample() if (mode or self.config.encode_mode) == "sample" else posterior.mean
+            z, _ = encode_latents(self.vae, images.float() * 2.0 - 1.0, mode or self.config.encode_mode)
+        return z
 
     def encode(self, images: Float[Tensor, "B 3 H W"], mode: Optional[str] = None) -> Float[Tensor, "B C h w"]:
         """RGB images in [0, 1] -> normalised latents in [0, 1], h = H/f and w = W/f."""

@@ -19,6 +19,7 @@ from latent_triplane_ns.ae_training import (
 )
 from latent_triplane_ns.atomic import NotOurFolderError
 from latent_triplane_ns.autoencoder import LATENT_STATS_FILE, AutoencoderConfig, CompactAEConfig, LatentAutoencoder
+from latent_triplane_ns.errors import InputError
 from latent_triplane_ns.scripts.train_ae import TrainAutoencoder
 
 TINY = CompactAEConfig(block_out_channels=(8, 8, 8, 8), latent_channels=4)
@@ -217,3 +218,45 @@ def test_a_work_folder_this_program_did_not_write_is_never_touched(tiny_collecti
                 data=tiny_collection, output_dir=out, training=training, device="cpu", start_over=start_over
             ).main()
     assert (theirs / "notes.txt").read_text() == "keep me" and not out.exists()
+
+
+def test_an_autoencoder_tiny_trains_through_encode_and_decode_and_loads_back(tiny_collection, tmp_path, capfd):
+    from latent_triplane_ns.autoencoder import autoencoder_from_record, autoencoder_record
+    from latent_triplane_ns.benchmark.autoencoders import variant_architecture
+
+    tiny = CompactAEConfig(kind="tiny", block_out_channels=(8, 8, 8, 8), latent_channels=4)
+    assert variant_architecture("f8c4w8t") == CompactAEConfig(
+        kind="tiny", block_out_channels=(16, 16, 16, 16), latent_channels=4
+    )
+    with pytest.raises(InputError, match="one width at every level"):
+        CompactAEConfig(kind="tiny", block_out_channels=(8, 16, 16, 16)).build()
+    train = load_collection_images(tiny_collection, "train")
+    held_out = load_collection_images(tiny_collection, "test")
+    torch.manual_seed(0)
+    vae = tiny.build()
+    assert type(vae).__name__ == "AutoencoderTiny"
+
+    def by_hand(model) -> float:  # through encode and decode: AutoencoderTiny's forward quantises the latents
+        with torch.no_grad():
+            recon = (model.decode(model.encode(held_out * 2 - 1).latents).sample.clamp(-1, 1) + 1) / 2
+        return float((10 * torch.log10(1 / ((recon - held_out) ** 2).mean(dim=(1, 2, 3)))).mean())
+
+    mse, kl = autoencoder_losses(vae, train[:2])
+    x = train[:2] * 2 - 1
+    assert float(kl) == 0.0  # a deterministic latent has no KL term
+    assert float(mse) == pytest.approx(float(((vae.decode(vae.encode(x).latents).sample - x) ** 2).mean()), rel=1e-5)
+    before = by_hand(vae)
+    config = AETrainingConfig(architecture=tiny, max_steps=60, eval_every_seconds=0.0, lr=5e-3, precision="fp32")
+    trained, result = train_autoencoder(config, train, held_out)
+    assert by_hand(trained) > before + 3 and result.eval_psnr == pytest.approx(by_hand(trained), abs=1e-3)
+
+    train_and_save_autoencoder(config, tiny_collection, tmp_path / "tiny")
+    loaded = LatentAutoencoder(AutoencoderConfig(source="pretrained", pretrained_path=tmp_path / "tiny"))
+    assert type(loaded.vae).__name__ == "AutoencoderTiny" and loaded.downsample_factor == 8
+    images = held_out[:2]
+    latents = loaded.encode(images)
+    assert latents.shape == (2, 4, 4, 4) and ((latents > 0) & (latents < 1)).all()
+    assert loaded.decode(latents).shape == (2, 3, 32, 32)
+    rebuilt = autoencoder_from_record(autoencoder_record(loaded))  # as ns-viewer does when the folder has moved
+    assert type(rebuilt.vae).__name__ == "AutoencoderTiny"
+    assert "not expected" not in capfd.readouterr().err  # diffusers' note on its own config key is silenced

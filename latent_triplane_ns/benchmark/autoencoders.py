@@ -25,21 +25,28 @@ from latent_triplane_ns.benchmark.stages import (
 )
 from latent_triplane_ns.errors import InputError
 
-VARIANT = re.compile(r"^f(?P<factor>\d+)c(?P<channels>\d+)(?:w(?P<width>\d+))?$")
-"""Name of a compact AutoencoderKL shape: f<downsampling>c<latent channels>[w<channels of the first level>]."""
+VARIANT = re.compile(r"^f(?P<factor>\d+)c(?P<channels>\d+)(?:w(?P<width>\d+))?(?P<tiny>t)?$")
+"""Name of a compact autoencoder shape: f<downsampling>c<latent channels>[w<channels of the first level>][t], `t`
+for an AutoencoderTiny (an AutoencoderKL otherwise)."""
 
 
 def variant_architecture(name: str) -> CompactAEConfig:
-    """The compact AutoencoderKL a variant name describes: `f8c4` is 8x downsampling (4 levels of 32, 64, 64, 64
-    channels) with 4 latent channels; `f4c16w16` is 4x (3 levels of 16, 32, 32) with 16 latent channels."""
+    """The compact autoencoder a variant name describes: `f8c4` is an AutoencoderKL with 8x downsampling (4 levels of
+    32, 64, 64, 64 channels) and 4 latent channels; `f4c16w16` is 4x (3 levels of 16, 32, 32) with 16 latent
+    channels; `f8c4t` is an AutoencoderTiny with 8x downsampling, 4 levels of 64 channels (TAESD's width) and 4 latent
+    channels."""
     match = VARIANT.match(name)
     if match is None:
-        raise InputError(f"autoencoder variant {name!r}: expected f<factor>c<channels>[w<width>], e.g. f8c4 or f4c16")
+        raise InputError(
+            f"autoencoder variant {name!r}: expected f<factor>c<channels>[w<width>][t], e.g. f8c4, f4c16 or f8c4t"
+        )
     factor, channels = int(match["factor"]), int(match["channels"])
     levels = factor.bit_length()  # 2^(levels - 1) = factor
     if factor < 1 or 2 ** (levels - 1) != factor:
         raise InputError(f"autoencoder variant {name!r}: the downsampling factor must be a power of two")
     width = int(match["width"] or 32)
+    if match["tiny"]:  # one width at every level, TAESD's 64 by default
+        return CompactAEConfig(kind="tiny", block_out_channels=(2 * width,) * levels, latent_channels=channels)
     return CompactAEConfig(block_out_channels=(width,) + (2 * width,) * (levels - 1), latent_channels=channels)
 
 

@@ -124,8 +124,9 @@ class Stage2:
 
 @dataclass
 class Ranks:
-    """At N scenes: 1 process with 2 threads against 2 ranks with 1 thread each, the same epochs. First with the basis
-    and MLP learned (averaged over the ranks at every step), then against the basis that run wrote, frozen."""
+    """At N scenes: 1 process with 2 threads against 2 ranks with 1 thread each, the same epochs (with at least
+    scenes_per_batch scenes per rank, every scene then gets the same rays in both). First with the basis and MLP
+    learned (averaged over the ranks at every step), then against the basis the first run wrote, frozen."""
 
     common: Common = field(default_factory=Common)
     """Run settings."""
@@ -140,7 +141,9 @@ class Ranks:
             for ranks, threads in ((1, 2), (2, 1)):
                 steps = _steps(self.common, math.ceil(self.num_scenes / ranks))
                 name = f"{shared}-ranks{ranks}-threads{threads}"
-                args = stage2_args(self.common, name, self.num_scenes, steps, data, basis)
+                args = stage2_args(
+                    self.common, name, self.num_scenes, steps, data, basis if shared == "frozen" else None
+                )
                 log = self.common.output_dir / f"{name}.log"
                 timed = run_timed(RunSpec(name, torchrun(ranks, args), threads), log)
                 info = _eval_info(self.common, name)
@@ -162,7 +165,7 @@ class Ranks:
                     }
                 )
                 CONSOLE.print(rows[-1])
-                if basis is None:
+                if basis is None:  # the basis the first run learned: what the frozen runs fit against
                     basis = self.common.output_dir / "runs" / name / "latent-triplane-small" / "run" / "basis"
         _, md = ScalingReport({f"N={self.num_scenes}: ranks against threads": rows}).write(
             self.common.output_dir / "ranks"
