@@ -337,12 +337,12 @@ def run_identity(config: AETrainingConfig, train_images: Tensor, eval_images: Te
     }
 
 
-def _differences(saved: Any, now: Any, prefix: str = "") -> List[str]:
+def settings_differences(saved: Any, now: Any, prefix: str = "") -> List[str]:
     """`key: <saved> there, <now> now` for every leaf that differs between two JSON values."""
     if isinstance(saved, dict) and isinstance(now, dict):
         out: List[str] = []
         for key in sorted(set(saved) | set(now)):
-            out += _differences(saved.get(key), now.get(key), f"{prefix}{key}.")
+            out += settings_differences(saved.get(key), now.get(key), f"{prefix}{key}.")
         return out
     return [] if saved == now else [f"{prefix[:-1]}: {saved!r} there, {now!r} now"]
 
@@ -378,7 +378,7 @@ class TrainingCheckpoints:
                 saved = json.loads(marker.read_text())
             except (json.JSONDecodeError, UnicodeDecodeError) as err:
                 raise UnfinishedRunError(marker, f"not valid JSON ({err})") from err
-            differences = _differences(saved.get("identity"), self.identity)
+            differences = settings_differences(saved.get("identity"), self.identity)
             if differences:
                 raise UnfinishedRunError(
                     self.folder,

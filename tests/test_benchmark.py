@@ -214,7 +214,10 @@ def test_stage_records_reuse_only_a_complete_stage_of_the_same_settings(tmp_path
     # other settings: run again (its record replaced); whole outputs are required too
     other = StageRecords(tmp_path, say=lines.append)
     other.run("autoencoder", {"lr": 2e-3, "sizes": [1, 2]}, compute)
-    assert runs == [1, 1] and "its settings differ from the earlier run's (lr); running it again" in lines[-1]
+    assert (
+        runs == [1, 1]
+        and "its settings differ from the earlier run's (lr: 0.001 there, 0.002 now); running it" in lines[-1]
+    )
     StageRecords(tmp_path, say=lines.append).run("autoencoder", {"lr": 2e-3, "sizes": [1, 2]}, compute, lambda: "gone")
     assert runs == [1, 1, 1] and lines[-1] == "autoencoder: not reused, gone; running it again"
     # an unfinished run (its folder, no record) is removed and started again, saying why

@@ -207,19 +207,26 @@ def stage_2(tiny_collection, tmp_path_factory):
     return {"root": root, "basis": basis, "run": run, "output": output, "extra": extra}
 
 
+def shard_config(stage_2: dict, data: Path, name: str, rank: int):
+    """The single-process config of rank `rank`'s shard of the stage-2 run (its 2 scenes, the same basis)."""
+    scenes = (2 * rank, 2 * rank + 2)
+    folder = stage_2["root"] / f"{name}-{rank}"
+    return reduced_config(
+        "latent-triplane-small",
+        data,
+        folder,
+        steps=6,
+        scene_range=scenes,
+        basis_checkpoint=stage_2["basis"],
+        num_basis=2,
+    )
+
+
 def test_stage_2_each_rank_trains_its_scenes_as_one_process_holding_only_them(stage_2, tiny_collection):
     merged = torch.load(stage_2["run"] / "nerfstudio_models" / "step-000000005.ckpt", weights_only=False)
     assert sorted(p.name for p in (stage_2["run"] / "shards" / "rank-1").iterdir()) == ["step-000000005.ckpt"]
     for rank in (0, 1):
-        config = reduced_config(
-            "latent-triplane-small",
-            tiny_collection,
-            stage_2["root"] / f"alone-{rank}",
-            steps=6,
-            scene_range=(2 * rank, 2 * rank + 2),
-            basis_checkpoint=stage_2["basis"],
-            num_basis=2,
-        )
+        config = shard_config(stage_2, tiny_collection, "alone", rank)
         config.steps_per_save = 3
         config.pipeline.datamanager.scenes_per_batch = 2
         torch.manual_seed(config.machine.seed + rank)  # the seed nerfstudio (and the launch) gives each rank
@@ -241,15 +248,7 @@ def test_the_merged_run_opens_with_every_scene_and_renders_each_as_its_rank_did(
     assert step == 5 and pipeline.model.scene_names == [f"scene_0000{i}" for i in range(4)]
     merged = SceneEvaluator(pipeline.model, pipeline.datamanager).evaluate().per_scene()
     for rank in (0, 1):
-        config = reduced_config(
-            "latent-triplane-small",
-            tiny_collection,
-            stage_2["root"] / f"view-{rank}",
-            steps=6,
-            scene_range=(2 * rank, 2 * rank + 2),
-            basis_checkpoint=stage_2["basis"],
-            num_basis=2,
-        )
+        config = shard_config(stage_2, tiny_collection, "view", rank)
         own = config.pipeline.setup(device="cpu", test_mode="val")
         state = torch.load(stage_2["run"] / "shards" / f"rank-{rank}" / "step-000000005.ckpt", weights_only=False)
         own.load_pipeline(state["pipeline"], state["step"])

@@ -8,8 +8,9 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, Optional
 
+from latent_triplane_ns.ae_training import settings_differences
 from latent_triplane_ns.atomic import write_json
 
 RECORD_SUFFIX = ".stage.json"
@@ -29,15 +30,6 @@ def plain(value: Any) -> Any:
     if isinstance(value, type):
         return f"{value.__module__}.{value.__qualname__}"
     return value
-
-
-def _differences(saved: Any, now: Any, prefix: str = "") -> List[str]:
-    if isinstance(saved, dict) and isinstance(now, dict):
-        out: List[str] = []
-        for key in sorted(set(saved) | set(now)):
-            out += _differences(saved.get(key), now.get(key), f"{prefix}{key}.")
-        return out
-    return [] if saved == now else [prefix[:-1] or "settings"]
 
 
 @dataclass
@@ -80,7 +72,7 @@ class StageRecords:
         except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as err:
             self._rerun(stage, f"its record {path} cannot be read ({type(err).__name__})")
             return None
-        differences = _differences(saved_key, plain(key))
+        differences = settings_differences(saved_key, plain(key))
         if differences:
             self._rerun(stage, f"its settings differ from the earlier run's ({', '.join(differences)})")
             return None

@@ -152,22 +152,13 @@ def sample_furniture(seed: int, index: int) -> FurnitureParameters:
     )
 
 
-def _primary(p: FurnitureParameters, pattern_axis: int = 0) -> Dict[str, object]:
-    """Colour and pattern keywords of the frame material; wood grain runs along ``pattern_axis``'s boards."""
+def _material(p: FurnitureParameters, part: str, pattern_axis: int = 0) -> Dict[str, object]:
+    """Colour and pattern keywords of the frame material (`part` "primary") or the second one ("secondary"); wood
+    grain runs along ``pattern_axis``'s boards."""
     return dict(
-        color=p.primary_color,
-        pattern=p.primary_pattern,
-        pattern_color=p.primary_pattern_color,
-        pattern_period=p.pattern_period,
-        pattern_axis=pattern_axis,
-    )
-
-
-def _secondary(p: FurnitureParameters, pattern_axis: int = 0) -> Dict[str, object]:
-    return dict(
-        color=p.secondary_color,
-        pattern=p.secondary_pattern,
-        pattern_color=p.secondary_pattern_color,
+        color=getattr(p, f"{part}_color"),
+        pattern=getattr(p, f"{part}_pattern"),
+        pattern_color=getattr(p, f"{part}_pattern_color"),
         pattern_period=p.pattern_period,
         pattern_axis=pattern_axis,
     )
@@ -184,13 +175,13 @@ def _table(p: FurnitureParameters, rng: np.random.Generator) -> List[Primitive]:
     inset = p.leg + float(rng.uniform(0.03, 0.1))
     lx, ly = hl - inset, hw - inset
     prims = [
-        box((-hl, -hw, top - p.board), (hl, hw, top), **_primary(p, pattern_axis=1)),
+        box((-hl, -hw, top - p.board), (hl, hw, top), **_material(p, "primary", pattern_axis=1)),
         box((-lx, -ly, top - p.board - 0.08), (lx, ly, top - p.board), color=p.accent_color),  # apron
     ]
     prims += [_leg(p, sx * lx, sy * ly, fz, top - p.board, color=p.secondary_color) for sx in (-1, 1) for sy in (-1, 1)]
     if p.has_extra:
         z = fz + p.seat_height
-        prims.append(box((-lx, -ly, z - 0.6 * p.board), (lx, ly, z), **_secondary(p, pattern_axis=0)))
+        prims.append(box((-lx, -ly, z - 0.6 * p.board), (lx, ly, z), **_material(p, "secondary", pattern_axis=0)))
     return prims
 
 
@@ -200,17 +191,25 @@ def _chair(p: FurnitureParameters, rng: np.random.Generator) -> List[Primitive]:
     inset = p.leg + 0.03
     lx, ly = hl - inset, hw - inset
     prims = [
-        box((-hl, -hw, seat - p.board), (hl, hw, seat), **_primary(p, pattern_axis=1)),
-        box((-hl + 0.06, -hw + 0.06, seat), (hl - 0.04, hw - 0.06, seat + 0.06), **_secondary(p, pattern_axis=1)),
+        box((-hl, -hw, seat - p.board), (hl, hw, seat), **_material(p, "primary", pattern_axis=1)),
+        box(
+            (-hl + 0.06, -hw + 0.06, seat),
+            (hl - 0.04, hw - 0.06, seat + 0.06),
+            **_material(p, "secondary", pattern_axis=1),
+        ),
     ]
     for sy in (-1, 1):
         prims.append(_leg(p, lx, sy * ly, fz, seat - p.board, color=p.primary_color))
         prims.append(_leg(p, -lx, sy * ly, fz, top, color=p.primary_color))  # rear legs carry the back
     rail = float(rng.uniform(0.08, 0.14))
     back_x = (-lx - 0.5 * p.leg, -lx + 0.5 * p.leg)
-    prims.append(box((back_x[0], -ly, top - rail), (back_x[1], ly, top - 0.01), **_primary(p, pattern_axis=1)))
+    prims.append(
+        box((back_x[0], -ly, top - rail), (back_x[1], ly, top - 0.01), **_material(p, "primary", pattern_axis=1))
+    )
     if p.count == 0:
-        prims.append(box((back_x[0], -ly, seat + 0.1), (back_x[1], ly, top - rail), **_secondary(p, pattern_axis=2)))
+        prims.append(
+            box((back_x[0], -ly, seat + 0.1), (back_x[1], ly, top - rail), **_material(p, "secondary", pattern_axis=2))
+        )
     else:
         slat = 0.5 * (2.0 * ly) / (2 * p.count + 1)
         for k in range(p.count):
@@ -236,8 +235,12 @@ def _cabinet(p: FurnitureParameters, rng: np.random.Generator) -> List[Primitive
     base = float(rng.uniform(0.07, 0.12))
     slab = 0.5 * p.board + 0.015
     prims = [
-        box((-hl + 0.02, -hw + 0.02, fz + base), (hl - 0.02, hw - 0.02, top - slab), **_primary(p, pattern_axis=2)),
-        box((-hl, -hw, top - slab), (hl, hw, top), **_primary(p, pattern_axis=1)),
+        box(
+            (-hl + 0.02, -hw + 0.02, fz + base),
+            (hl - 0.02, hw - 0.02, top - slab),
+            **_material(p, "primary", pattern_axis=2),
+        ),
+        box((-hl, -hw, top - slab), (hl, hw, top), **_material(p, "primary", pattern_axis=1)),
     ]
     if p.has_extra:
         r = 0.5 * base
@@ -259,7 +262,7 @@ def _cabinet(p: FurnitureParameters, rng: np.random.Generator) -> List[Primitive
                 box(
                     (front, lo_y, lo_z),
                     (front + 0.02, lo_y + dy - gap, lo_z + dz - gap),
-                    **_secondary(p, pattern_axis=1),
+                    **_material(p, "secondary", pattern_axis=1),
                 )
             )
             prims.append(
@@ -273,21 +276,23 @@ def _cabinet(p: FurnitureParameters, rng: np.random.Generator) -> List[Primitive
 def _shelf(p: FurnitureParameters, rng: np.random.Generator) -> List[Primitive]:
     hl, hw, fz, top = 0.5 * p.length, 0.5 * p.width, p.floor_z, p.floor_z + p.height
     t = 0.5 * p.board + 0.01
-    frame = _primary(p, pattern_axis=2)
+    frame = _material(p, "primary", pattern_axis=2)
     prims = [
         box((-hl, -hw, fz), (hl, -hw + t, top), **frame),
         box((-hl, hw - t, fz), (hl, hw, top), **frame),
-        box((-hl, -hw + t, top - t), (hl, hw - t, top), **_primary(p, pattern_axis=1)),
+        box((-hl, -hw + t, top - t), (hl, hw - t, top), **_material(p, "primary", pattern_axis=1)),
         box((-hl, -hw + t, fz), (hl, hw - t, fz + 0.08), color=p.accent_color),  # plinth
     ]
     back = -hl + 0.02
     if p.has_extra:
-        prims.append(box((-hl, -hw + t, fz + 0.08), (back, hw - t, top - t), **_secondary(p, pattern_axis=2)))
+        prims.append(
+            box((-hl, -hw + t, fz + 0.08), (back, hw - t, top - t), **_material(p, "secondary", pattern_axis=2))
+        )
     bottom = fz + 0.08
     step = (top - t - bottom) / (p.count + 1)
     for k in range(1, p.count + 1):
         z = bottom + k * step
-        prims.append(box((-hl, -hw + t, z - t), (hl, hw - t, z), **_primary(p, pattern_axis=1)))
+        prims.append(box((-hl, -hw + t, z - t), (hl, hw - t, z), **_material(p, "primary", pattern_axis=1)))
     # Books: a run of upright boxes on each shelf, in tones of the secondary and accent colours; sometimes a ball.
     for k in range(p.count + 1):
         floor = bottom + k * step
@@ -312,15 +317,15 @@ def _stool(p: FurnitureParameters, rng: np.random.Generator) -> List[Primitive]:
     cushion = float(rng.uniform(0.04, 0.07))
     seat = top - cushion
     prims = [
-        cylinder((0.0, 0.0, seat - p.board), "z", p.board, radius, **_primary(p, pattern_axis=0)),
-        cylinder((0.0, 0.0, seat), "z", cushion, 0.88 * radius, **_secondary(p, pattern_axis=0)),
+        cylinder((0.0, 0.0, seat - p.board), "z", p.board, radius, **_material(p, "primary", pattern_axis=0)),
+        cylinder((0.0, 0.0, seat), "z", cushion, 0.88 * radius, **_material(p, "secondary", pattern_axis=0)),
     ]
     turn = float(rng.uniform(0.0, 2.0 * math.pi))
     leg_radius = 0.68 * radius
     for k in range(p.count):
         angle = turn + 2.0 * math.pi * k / p.count
         x, y = leg_radius * math.cos(angle), leg_radius * math.sin(angle)
-        prims.append(_leg(p, x, y, fz, seat - p.board, **_primary(p, pattern_axis=2)))
+        prims.append(_leg(p, x, y, fz, seat - p.board, **_material(p, "primary", pattern_axis=2)))
     if p.has_extra:
         z = fz + float(rng.uniform(0.25, 0.4)) * p.height
         prims.append(cylinder((0.0, 0.0, z), "z", 0.03, leg_radius + p.leg, color=p.accent_color))
