@@ -139,9 +139,9 @@ def run(argv: List[str]) -> None:
     torch.manual_seed(seed)
     trainer = DistributedTrainer(rank_config(config, layout, rank), config, layout, rank, local_rank)
     trainer.setup()
-    start = time.perf_counter()
+    began = time.perf_counter()
     trainer.train()
-    trainer.train_seconds = time.perf_counter() - start
+    trainer.train_seconds = time.perf_counter() - began
     CONSOLE.log(
         f"Checkpoint of all {len(names)} scenes: {trainer.merged_dir} (ns-viewer/ns-render/ns-eval "
         f"--load-config {Path(trainer.base_dir) / 'config.yml'})"
