@@ -213,9 +213,7 @@ class LatentDataManager(VanillaDataManager[ImageDataset]):
         n, h, w, _ = latents.shape
         flat = torch.randint(0, n * h * w, (count,), generator=self._rng).to(self.device)
         image, y, x = flat // (h * w), (flat % (h * w)) // w, flat % w
-        coords = torch.stack([y, x], dim=-1).float() + 0.5
-        ray_bundle = cameras.generate_rays(camera_indices=image.unsqueeze(-1), coords=coords)
-        return ray_bundle, {"latent": latents[image, y, x], "indices": torch.stack([image, y, x], dim=-1)}
+        return _pixel_rays(latents, cameras, image, y, x)
 
     @cached_property
     def _train_images_by_scene(self) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -235,8 +233,7 @@ class LatentDataManager(VanillaDataManager[ImageDataset]):
     def _scene_batched_rays(self, count: int) -> Tuple[RayBundle, Dict]:
         """`count` latent pixels of the next step's scenes, an equal share each (the first few get one more when
         `count` does not divide evenly), uniform over each scene's images and pixels."""
-        cache = self.cached_train
-        latents = cache["latents"]
+        latents = self.cached_train["latents"]
         _, h, w, _ = latents.shape
         _, first, num_images, order = self._train_images_by_scene
         chosen = self.scene_schedule.next()
@@ -244,10 +241,7 @@ class LatentDataManager(VanillaDataManager[ImageDataset]):
         local = (torch.rand(count, generator=self._rng) * num_images[ray_scene]).long()
         image = order[first[ray_scene] + local.clamp(max=num_images[ray_scene] - 1)].to(self.device)
         pixel = torch.randint(0, h * w, (count,), generator=self._rng).to(self.device)
-        y, x = pixel // w, pixel % w
-        coords = torch.stack([y, x], dim=-1).float() + 0.5
-        ray_bundle = self.latent_train_cameras.generate_rays(camera_indices=image.unsqueeze(-1), coords=coords)
-        return ray_bundle, {"latent": latents[image, y, x], "indices": torch.stack([image, y, x], dim=-1)}
+        return _pixel_rays(latents, self.latent_train_cameras, image, pixel // w, pixel % w)
 
     def next_train(self, step: int) -> Tuple[RayBundle, Dict]:  # type: ignore[override]
         """Random latent pixels of the step's scenes (all scenes when scenes_per_batch is 0)."""
@@ -330,6 +324,15 @@ class EvalImages:
 
     def __iter__(self) -> Iterator[Tuple[Cameras, Dict]]:
         return (self[i] for i in range(len(self)))
+
+
+def _pixel_rays(
+    latents: Float[Tensor, "n h w C"], cameras: Cameras, image: Tensor, y: Tensor, x: Tensor
+) -> Tuple[RayBundle, Dict]:
+    """The rays through the centres of latent pixels (image, y, x), and their batch: target `latent` and `indices`."""
+    coords = torch.stack([y, x], dim=-1).float() + 0.5
+    ray_bundle = cameras.generate_rays(camera_indices=image.unsqueeze(-1), coords=coords)
+    return ray_bundle, {"latent": latents[image, y, x], "indices": torch.stack([image, y, x], dim=-1)}
 
 
 def _latent_cameras(cameras: Cameras, factor: int) -> Cameras:
