@@ -17,6 +17,6 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && .venv/bin/python -c "im
   exit 0
 fi
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
-.venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e ".[dev]"
+.venv/bin/python -m pip install -q --no-cache-dir --upgrade pip
+.venv/bin/python -m pip install -q --no-cache-dir -e ".[dev]"
 echo "$want" > "$stamp"

@@ -456,6 +456,42 @@ def load_collection_images(
     return images[..., :height, :width]
 
 
+def training_summary(log: Dict[str, Any]) -> Dict[str, Any]:
+    """The one-off cost and result of a trained autoencoder, from its training log: seconds and steps of training,
+    held-out reconstruction PSNR, parameters, and the images it learned from."""
+    return {
+        "seconds": log["seconds"],
+        "steps": log["steps"],
+        "held_out_psnr": log["eval_psnr"],
+        "parameters": log["parameters"],
+        "num_train_images": log["num_train_images"],
+        "data": log.get("data"),
+        "resumed": log.get("resumed", []),
+    }
+
+
+def read_training_summary(folder: Path) -> Optional[Dict[str, Any]]:
+    """`training_summary` of an autoencoder folder that `ltn-train-ae` wrote; None for any other folder (a Stable
+    Diffusion VAE, say), whose training cost is not known here."""
+    path = Path(folder) / TRAINING_LOG_FILE
+    if not path.is_file():
+        return None
+    try:
+        return training_summary(json.loads(path.read_text()))
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as err:
+        raise InputError(f"{path}: not a training log of ltn-train-ae ({type(err).__name__}: {err})") from err
+
+
+def describe_training(summary: Dict[str, Any]) -> str:
+    """One line of a `training_summary`: what the autoencoder cost, once, and what it reached."""
+    data = f" of {summary['data']}" if summary.get("data") else ""
+    return (
+        f"trained by ltn-train-ae for {summary['seconds'] / 60:.1f} min ({summary['steps']:,} steps) on "
+        f"{summary['num_train_images']:,} images{data}, {summary['parameters']:,} parameters, held-out "
+        f"reconstruction PSNR {summary['held_out_psnr']:.2f} dB"
+    )
+
+
 def progress_status(record: Dict[str, float]) -> str:
     """One line of a training record: step, training PSNR and the latest held-out PSNR."""
     return f"step {record['step']}  train {record['train_psnr']:.2f} dB  held-out {record.get('eval_psnr', math.nan):.2f} dB"

@@ -57,8 +57,26 @@ def vae_class(name: str):
 
 def vae_downsample_factor(vae) -> int:
     """Image side / latent side of a diffusers autoencoder (one level fewer downsamplings than levels)."""
-    levels = getattr(vae.config, "block_out_channels", None) or vae.config.encoder_block_out_channels
+    return _factor_of(dict(vae.config))
+
+
+def _factor_of(config: Dict[str, Any]) -> int:
+    levels = config.get("block_out_channels") or config["encoder_block_out_channels"]
     return 2 ** (len(levels) - 1)
+
+
+def folder_latent_size(folder: Path) -> Tuple[int, int]:
+    """(latent channels, downsampling factor) of the diffusers autoencoder in `folder`, from its config.json."""
+    config_file = Path(folder) / "config.json"
+    try:
+        config = json.loads(config_file.read_text())
+        return int(config["latent_channels"]), _factor_of(config)
+    except FileNotFoundError as err:
+        raise AutoencoderError(f"{config_file}: missing; {folder} is not a diffusers autoencoder directory") from err
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as err:
+        raise AutoencoderError(
+            f"{config_file}: not a diffusers autoencoder config ({type(err).__name__}: {err})"
+        ) from err
 
 
 def encode_latents(vae, x: Float[Tensor, "B 3 H W"], mode: str = "mean") -> Tuple[Tensor, Optional[Tensor]]:
@@ -121,10 +139,12 @@ class AutoencoderConfig(InstantiateConfig):
     """Which image autoencoder maps RGB images to the latent images that the Tri-Planes are fitted to."""
 
     _target: Type = field(default_factory=lambda: LatentAutoencoder)
-    source: Literal["pretrained", "compact", "identity"] = "pretrained"
+    source: Literal["pretrained", "shipped", "compact", "identity"] = "pretrained"
     """'pretrained': a local diffusers AutoencoderKL or AutoencoderTiny directory (a hub id only when named and
-    online); 'compact': the compact configuration below with fresh weights (the starting point of AE training, and tests);
-    'identity': no autoencoder, latents are the RGB image itself (the RGB Tri-Plane baseline)."""
+    online); 'shipped': the compact autoencoder inside the package (`latent_triplane_ns.shipped`, trained by
+    `ltn-train-ae` on procedural cars); 'compact': the compact configuration below with fresh weights (the starting
+    point of AE training, and tests); 'identity': no autoencoder, latents are the RGB image itself (the RGB
+    Tri-Plane baseline)."""
     pretrained_path: Optional[Path] = None
     """Local AutoencoderKL or AutoencoderTiny directory (config.json and the weights), for source='pretrained'."""
     subfolder: Optional[str] = None
@@ -284,14 +304,21 @@ class LatentAutoencoder(nn.Module):
         super().__init__()
         self.config = config
         stats = latent_stats or {}
-        if vae is None and config.source == "pretrained":
-            if config.pretrained_path is None:
+        if vae is None and config.source in ("pretrained", "shipped"):
+            if config.source == "shipped":
+                from latent_triplane_ns.shipped import shipped_autoencoder_dir
+
+                folder, subfolder = shipped_autoencoder_dir(), None
+            elif config.pretrained_path is None:
                 raise AutoencoderError(
                     "autoencoder.source is 'pretrained' but no autoencoder.pretrained-path was given "
-                    "(train one with `ltn-train-ae`, or point to a local AutoencoderKL directory)"
+                    "(train one with `ltn-train-ae`, point to a local AutoencoderKL directory, or use the shipped "
+                    "one with --pipeline.model.autoencoder.source shipped)"
                 )
-            vae = load_pretrained_vae(config.pretrained_path, config.subfolder)
-            stats_file = Path(config.pretrained_path) / (config.subfolder or "") / LATENT_STATS_FILE
+            else:
+                folder, subfolder = config.pretrained_path, config.subfolder
+            vae = load_pretrained_vae(folder, subfolder)
+            stats_file = Path(folder) / (subfolder or "") / LATENT_STATS_FILE
             if not stats and stats_file.is_file():
                 stats = read_latent_statistics(stats_file, int(vae.config.latent_channels))
         elif vae is None and config.source == "compact":

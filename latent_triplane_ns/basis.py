@@ -12,7 +12,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from latent_triplane_ns.atomic import atomic_directory
-from latent_triplane_ns.autoencoder import AutoencoderConfig, LatentAutoencoder, load_pretrained_vae
+from latent_triplane_ns.autoencoder import AutoencoderConfig, LatentAutoencoder, folder_latent_size, load_pretrained_vae
 from latent_triplane_ns.distributed.sync import gather_on_main
 from latent_triplane_ns.errors import InputError
 
@@ -156,6 +156,21 @@ class BasisCheckpoint:
         wrong = [f"{k}: model {mine} vs checkpoint {theirs}" for k, (mine, theirs) in wanted.items() if mine != theirs]
         if wrong:
             raise BasisCheckpointError(f"{self.path / SETTINGS_FILE}: does not fit this model ({'; '.join(wrong)})")
+
+    def check_autoencoder(self, folder: Path) -> None:
+        """Raises, naming both, when the autoencoder in `folder` has another latent size (channels, downsampling) than
+        the one this basis was trained with: the basis's planes and MLP live in that latent space only."""
+        if self.settings.autoencoder == "identity":
+            theirs = (3, 1)
+        else:
+            theirs = folder_latent_size(self.path / self.settings.autoencoder)
+        mine = folder_latent_size(folder)
+        if mine != theirs:
+            raise BasisCheckpointError(
+                f"{folder}: an autoencoder of {mine[0]} latent channels at {mine[1]}x downsampling, while the basis "
+                f"{self.path} was trained with one of {theirs[0]} channels at {theirs[1]}x: its planes and MLP do not "
+                "fit that latent space (give one of them only)"
+            )
 
     def autoencoder_config(self) -> AutoencoderConfig:
         """The autoencoder settings the basis was trained with: its folder, normalisation, encode mode, background."""

@@ -118,6 +118,12 @@ class LatentTriplaneModel(Model):
             if not config.allow_incomplete_basis:
                 loaded.check_complete()
             loaded.check_compatible(config)
+            named = self._named_autoencoder()
+            if named is not None:
+                loaded.check_autoencoder(named)
+                CONSOLE.print(
+                    f"The basis brings its own autoencoder (fine-tuned with it in stage 1); {named} is not used."
+                )
             self.autoencoder = loaded.build_autoencoder()
         else:
             self.autoencoder = LatentAutoencoder(config.autoencoder)
@@ -161,6 +167,17 @@ class LatentTriplaneModel(Model):
             options=self.scene_names,
             cb_hook=lambda element: self.select_scene(element.value),
         )
+
+    def _named_autoencoder(self) -> Optional[Path]:
+        """The autoencoder folder the config names besides its basis checkpoint, if any (the shipped one included)."""
+        autoencoder = self.config.autoencoder
+        if autoencoder.source == "shipped":
+            from latent_triplane_ns.shipped import shipped_autoencoder_dir
+
+            return shipped_autoencoder_dir()
+        if autoencoder.source == "pretrained" and autoencoder.pretrained_path is not None:
+            return Path(autoencoder.pretrained_path) / (autoencoder.subfolder or "")
+        return None
 
     def _missing_source(self) -> Optional[Path]:
         """The first file of the basis checkpoint or autoencoder folder that this model reads and that is gone."""

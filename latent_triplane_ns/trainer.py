@@ -16,6 +16,18 @@ from nerfstudio.engine.trainer import Trainer
 from latent_triplane_ns.errors import InputError
 
 
+def checkpoint_files(folder: Path) -> list:
+    """nerfstudio's checkpoints (`step-<step, 9 digits>.ckpt`) in `folder`, oldest step first; none for a folder that
+    does not exist."""
+    return sorted(Path(folder).glob("step-*.ckpt")) if Path(folder).is_dir() else []
+
+
+def latest_checkpoint_step(folder: Path):
+    """The step of the latest checkpoint in `folder`, or None when it holds none."""
+    files = checkpoint_files(folder)
+    return int(files[-1].name[len("step-") : -len(".ckpt")]) if files else None
+
+
 class CheckpointError(InputError):
     """A nerfstudio checkpoint that cannot be read, or a run folder that a new run would overwrite."""
 
@@ -35,8 +47,8 @@ class LatentTrainer(Trainer):
       or autoencoder folder has moved since: its checkpoint holds every weight.
     - No overwrite: `ns-train --load-config` (which drops every other flag, `--load-dir` included) would train from
       step 0 into the old run's folder, over its checkpoints; it is refused, saying how to resume.
-    - No debris: a run whose setup fails on bad input removes the run folder it created (config.yml only); a
-      damaged checkpoint is named.
+    - No debris: a run whose setup fails on bad input removes the run folder it created (config.yml only) and the
+      experiment and method folders above it that are left empty; a damaged checkpoint is named.
     """
 
     def setup(self, test_mode: Literal["test", "val", "inference"] = "val") -> None:
@@ -70,15 +82,12 @@ class LatentTrainer(Trainer):
         if self.local_rank == 0:
             self.config.save_config()
 
-    def _checkpoints(self, folder: Path) -> list:
-        return sorted(folder.glob("step-*.ckpt")) if folder.is_dir() else []
-
     def _refuse_overwrite(self) -> None:
         # `ns-train --load-config` replaces the whole command line by the saved config, whose run folder and
         # timestamp are the old run's: training would start again from step 0 over its checkpoints.
         if "--load-config" not in sys.argv or self.config.load_dir is not None or self.config.load_checkpoint:
             return
-        existing = self._checkpoints(self.checkpoint_dir)
+        existing = checkpoint_files(self.checkpoint_dir)
         if existing:
             raise CheckpointError(
                 f"{self.checkpoint_dir}: already holds the checkpoints of a trained run ({existing[-1].name}), and "
@@ -104,10 +113,19 @@ class LatentTrainer(Trainer):
         base = Path(self.base_dir)
         if self.local_rank == 0 and base.is_dir() and {p.name for p in base.iterdir()} <= {"config.yml"}:
             shutil.rmtree(base, ignore_errors=True)
+            # then the experiment and method folders above it, where nothing else is in them
+            output_dir = Path(self.config.output_dir).resolve()
+            for parent in base.resolve().parents:
+                if parent == output_dir or output_dir not in parent.parents:
+                    break
+                try:
+                    parent.rmdir()
+                except OSError:  # not empty: another run's
+                    break
 
     def _load_checkpoint(self) -> None:
         load_dir = self.config.load_dir
-        if load_dir is not None and not self._checkpoints(Path(load_dir)):
+        if load_dir is not None and not checkpoint_files(Path(load_dir)):
             what = "holds no checkpoint (step-*.ckpt)" if Path(load_dir).is_dir() else "does not exist"
             raise CheckpointError(f"{load_dir}: the --load-dir folder {what}")
         try:
@@ -115,7 +133,7 @@ class LatentTrainer(Trainer):
         except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile, KeyError) as err:
             where = self.config.load_checkpoint or self.config.load_dir
             if self.config.load_dir is not None:
-                found = self._checkpoints(Path(self.config.load_dir))
+                found = checkpoint_files(Path(self.config.load_dir))
                 where = found[-1] if found else self.config.load_dir
             raise CheckpointError(
                 f"{where}: the checkpoint cannot be read ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); "

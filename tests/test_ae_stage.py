@@ -138,6 +138,29 @@ def test_basis_checkpoint_is_portable_and_reproduces_a_training_scene(stage1, ti
     assert torch.equal(fresh_model.last_latent_image, stage1_model.last_latent_image)
 
 
+def test_an_autoencoder_tiny_goes_through_every_phase_into_the_basis(tiny_collection, tmp_path):
+    # the shipped autoencoder is an AutoencoderTiny: stage 1 warms it up, fits, fine-tunes it jointly and stores it
+    from conftest import tiny_autoencoder_config
+
+    config = stage1_config(
+        tiny_collection,
+        tmp_path,
+        steps=16,
+        ae_warmup_steps=2,
+        fit_steps=8,
+        autoencoder=tiny_autoencoder_config(kind="tiny"),
+    )
+    config.save_config()
+    trainer = config.setup(local_rank=0, world_size=1)
+    trainer.setup()
+    trainer.train()
+    after = read_basis_checkpoint(trainer.base_dir / "basis").build_autoencoder().vae
+    before = read_basis_checkpoint(trainer.base_dir / "basis_before_joint").build_autoencoder().vae
+    assert type(after).__name__ == type(before).__name__ == "AutoencoderTiny"
+    changed = [k for k, v in after.state_dict().items() if not torch.equal(v, before.state_dict()[k])]
+    assert changed and all(k.startswith(("encoder.", "decoder.")) for k in changed)  # the joint phase trained it
+
+
 def test_bad_input_is_refused_before_training(tiny_collection, tmp_path):
     with pytest.raises(ValueError, match="too few for a basis of 3"):
         stage1_config(tiny_collection, tmp_path, num_basis=3).pipeline.setup(device="cpu")

@@ -50,3 +50,32 @@ def test_toy_table_end_to_end(tiny_collection, tmp_path):
     table = (tmp_path / "table" / "ae_table.md").read_text()
     assert table.count("\n| f") == 2 and "fit: decoded PSNR (dB)" in table
     assert Path(tmp_path / "table" / "f4c4w8" / "autoencoder" / "config.json").is_file()
+
+    # an autoencoder trained earlier (here: the first variant, moved) joins a table beside none, judged on the same
+    # new scenes, with the training cost its log recorded
+    import shutil
+
+    shutil.copytree(tmp_path / "table" / "f8c4w8" / "autoencoder", tmp_path / "my-ae")
+    again = run_ae_table(
+        AETableConfig(
+            output_dir=tmp_path / "table2",
+            scenes=scenes,
+            variants=(),
+            trained=(str(tmp_path / "my-ae"),),
+            fit_minutes=0.02,
+        ),
+        on_line=lines.append,
+    )
+    (row,) = again["rows"]
+    first = report["rows"][0]
+    assert row["name"] == "my-ae" and row["kind"] == "AutoencoderKL" and row["downsample_factor"] == 8
+    assert (row["steps"], row["train_minutes"], row["reconstruction_psnr"]) == (
+        first["steps"],
+        first["train_minutes"],
+        first["reconstruction_psnr"],
+    )
+    assert row["trained_on"] == tiny_collection.name
+    # the same weights reconstruct the same new scenes' views alike
+    assert abs(row["new_scenes_reconstruction_psnr"] - first["new_scenes_reconstruction_psnr"]) < 1e-3
+    with pytest.raises(InputError, match="ltn_ae_training.json: missing"):
+        run_ae_table(AETableConfig(output_dir=tmp_path / "t3", scenes=scenes, variants=(), trained=(str(tmp_path),)))

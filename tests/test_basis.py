@@ -131,3 +131,30 @@ def test_a_killed_run_leaves_an_incomplete_basis_that_stage_2_refuses(tiny_colle
         "latent-triplane-small", tiny_collection, tmp_path / "s2", allow_incomplete_basis=True, **stage2
     )
     assert allowed.pipeline.setup(device="cpu").model.field.triplanes.num_basis == 2
+
+
+def test_an_autoencoder_of_another_latent_size_than_the_basis_is_named_with_it(tmp_path):
+    from latent_triplane_ns.autoencoder import CompactAEConfig
+
+    def compact(channels):
+        return LatentAutoencoder(
+            AutoencoderConfig(
+                source="compact", compact=CompactAEConfig(block_out_channels=(8, 8), latent_channels=channels)
+            )
+        )
+
+    model = small_model()
+    model.autoencoder = compact(3)  # 3 latent channels at 2x, as the field's output
+    basis = read_basis_checkpoint(write_basis_checkpoint(model, tmp_path / "basis", step=1, complete=True))
+    same, other = tmp_path / "same", tmp_path / "other"
+    compact(3).vae.save_pretrained(str(same))
+    compact(8).vae.save_pretrained(str(other))
+    basis.check_autoencoder(same)
+    with pytest.raises(
+        BasisCheckpointError,
+        match=r"other: an autoencoder of 8 latent channels at 2x downsampling, "
+        r"while the basis .*basis was trained with one of 3 channels at 2x",
+    ):
+        basis.check_autoencoder(other)
+    with pytest.raises(BasisCheckpointError, match="8 latent channels .* 3 channels at 1x"):  # an RGB basis
+        read_basis_checkpoint(write_basis_checkpoint(small_model(), tmp_path / "rgb", 1, True)).check_autoencoder(other)

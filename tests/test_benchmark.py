@@ -195,6 +195,31 @@ def test_a_bad_scene_selection_is_refused_before_any_training(other_collection, 
     assert not any((out / "runs").iterdir()) and not (out / "autoencoder").exists()
 
 
+def test_an_autoencoder_of_another_latent_size_than_the_given_basis_is_refused_naming_both(tmp_path):
+    from latent_triplane_ns.autoencoder import CompactAEConfig
+    from latent_triplane_ns.basis import write_basis_checkpoint
+    from latent_triplane_ns.scripts.benchmark import entrypoint
+
+    model = SimpleNamespace(
+        field=TriplaneField(MicroMacroTriplanes(1, 4, 3, 2, 2), 3, 8, "torch"),
+        autoencoder=LatentAutoencoder(AutoencoderConfig(source="identity")),
+        config=SimpleNamespace(mlp_hidden_width=8),
+        scene_names=["s0"],
+    )
+    basis = write_basis_checkpoint(model, tmp_path / "basis", step=1, complete=True)
+    CompactAEConfig(block_out_channels=(8, 8), latent_channels=4).build().save_pretrained(str(tmp_path / "ae"))
+    out = tmp_path / "bench"
+    with pytest.raises(
+        ValueError,
+        match=r"ae: an autoencoder of 4 latent channels at 2x downsampling, while the basis "
+        r".*basis was trained with one of 3 channels at 1x",
+    ):
+        entrypoint(
+            ["--preset", "toy", "--output-dir", str(out), "--basis", str(basis), "--autoencoder", str(tmp_path / "ae")]
+        )
+    assert not out.exists() or not (out / "runs").exists()
+
+
 def test_stage_records_reuse_only_a_complete_stage_of_the_same_settings(tmp_path):
     from latent_triplane_ns.benchmark.resume import StageRecords
 

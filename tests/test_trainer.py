@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
 import yaml
@@ -46,6 +47,8 @@ def test_a_run_that_fails_on_bad_input_leaves_no_folder(tiny_collection, tmp_pat
     with pytest.raises(BasisCheckpointError, match="basis checkpoint directory does not exist"):
         config.setup(local_rank=0, world_size=1).setup()
     assert not base_dir.exists()
+    # the experiment and method folders it made are gone too; the output folder (the user's) stays
+    assert Path(config.output_dir).is_dir() and not any(Path(config.output_dir).iterdir())
 
 
 def test_load_config_would_retrain_over_a_run_and_is_refused(tiny_collection, tmp_path, monkeypatch):

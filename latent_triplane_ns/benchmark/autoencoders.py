@@ -11,7 +11,12 @@ from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
 from latent_triplane_ns.ae_training import AETrainingConfig, progress_status
-from latent_triplane_ns.autoencoder import AutoencoderConfig, CompactAEConfig
+from latent_triplane_ns.autoencoder import (
+    AutoencoderConfig,
+    CompactAEConfig,
+    load_pretrained_vae,
+    vae_downsample_factor,
+)
 from latent_triplane_ns.benchmark.config import BenchmarkConfig, FieldSizes
 from latent_triplane_ns.benchmark.job import TrainingJob, run_job_process, write_config
 from latent_triplane_ns.benchmark.plan import eval_schedule
@@ -64,7 +69,11 @@ class AETableConfig:
     """The collection and its scenes, as for ltn-benchmark: the autoencoders train on the basis scenes, the fits
     are of the new scenes (procedural cars by default; `--scenes.collection DIR` for a collection of your own)."""
     variants: Tuple[str, ...] = ("f8c4", "f4c4", "f8c8")
-    """Autoencoder shapes (see `variant_architecture`)."""
+    """Autoencoder shapes (see `variant_architecture`), each trained here on the basis scenes."""
+    trained: Tuple[str, ...] = ()
+    """Autoencoders already trained by ltn-train-ae, put in the table beside the variants and judged on the same new
+    scenes: their folders, or `shipped` for the one inside the package. Their training cost and held-out
+    reconstruction PSNR (on their own held-out views) are what their training log recorded."""
     training: AETrainingConfig = field(default_factory=lambda: AETrainingConfig(max_minutes=4.0))
     """Recipe and budget of every autoencoder (its architecture comes from the variant)."""
     fit_minutes: float = 1.5
@@ -84,8 +93,14 @@ def run_ae_table(config: AETableConfig, on_line=print) -> Dict[str, Any]:
     workspace.logs.mkdir(parents=True, exist_ok=True)
     workspace.runs.mkdir(parents=True, exist_ok=True)
     architectures = {name: variant_architecture(name) for name in config.variants}  # bad names fail first
+    trained = [_trained_autoencoder(given) for given in config.trained]
     basis_names, new_names, _ = choose_scenes(scenes, workspace)
     rows: List[Dict[str, Any]] = []
+    for name, ae_dir, log in trained:
+        start = time.perf_counter()
+        fit = _fit_new_scenes(config, workspace, name, ae_dir, new_names)
+        rows.append(_row(name, ae_dir, log, fit, log["settings"]["batch_size"], start))
+        on_line(f"{name}: {json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in rows[-1].items()})}")
     for name, architecture in architectures.items():
         start = time.perf_counter()
         training = replace(config.training, architecture=architecture)
@@ -105,28 +120,55 @@ def run_ae_table(config: AETableConfig, on_line=print) -> Dict[str, Any]:
             say=on_line,
         )
         fit = _fit_new_scenes(config, workspace, name, ae_dir, new_names)
-        rows.append(
-            {
-                "name": name,
-                "downsample_factor": architecture.downsample_factor,
-                "latent_channels": architecture.latent_channels,
-                "parameters": log["parameters"],
-                "train_minutes": log["seconds"] / 60,
-                "steps": log["steps"],
-                "images_per_second": log["steps"] * training.batch_size / max(log["seconds"], 1e-9),
-                "reconstruction_psnr": log["eval_psnr"],
-                "new_scenes_reconstruction_psnr": fit["final"]["ae_psnr"],
-                "fit_latent_psnr": fit["final"]["latent_psnr"],
-                "fit_decoded_psnr": fit["final"]["psnr"],
-                "fit_rays_per_second": fit["rays_per_second"],
-                "wall_minutes": (time.perf_counter() - start) / 60,
-            }
-        )
+        rows.append(_row(name, ae_dir, log, fit, training.batch_size, start))
         on_line(f"{name}: {json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in rows[-1].items()})}")
     report = {"settings": settings_json(config), "basis_scenes": basis_names, "new_scenes": new_names, "rows": rows}
     (out / "ae_table.json").write_text(json.dumps(report, indent=2))
     (out / "ae_table.md").write_text(markdown_table(report))
     return report
+
+
+def _trained_autoencoder(given: str) -> Tuple[str, Path, Dict[str, Any]]:
+    """Name, folder and training log of an autoencoder that ltn-train-ae wrote (`shipped`: the package's own)."""
+    from latent_triplane_ns.ae_training import TRAINING_LOG_FILE
+    from latent_triplane_ns.shipped import SHIPPED_NAME, shipped_autoencoder_dir
+
+    if given == "shipped":
+        name, folder = f"shipped {SHIPPED_NAME}", shipped_autoencoder_dir()
+    else:
+        folder = Path(given)
+        name = folder.name
+    log_file = folder / TRAINING_LOG_FILE
+    if not log_file.is_file():
+        raise InputError(f"{log_file}: missing; --trained takes autoencoder folders written by ltn-train-ae")
+    try:
+        return name, folder, json.loads(log_file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise InputError(f"{log_file}: not valid JSON ({err})") from err
+
+
+def _row(
+    name: str, ae_dir: Path, log: Dict[str, Any], fit: Dict[str, Any], batch_size: int, start: float
+) -> Dict[str, Any]:
+    """One row of the table: the autoencoder's shape and training (from its folder and log) and its fit's figures."""
+    vae = load_pretrained_vae(ae_dir)
+    return {
+        "name": name,
+        "kind": type(vae).__name__,
+        "downsample_factor": vae_downsample_factor(vae),
+        "latent_channels": int(vae.config.latent_channels),
+        "parameters": log["parameters"],
+        "train_minutes": log["seconds"] / 60,
+        "steps": log["steps"],
+        "images_per_second": log["steps"] * batch_size / max(log["seconds"], 1e-9),
+        "trained_on": log.get("data"),
+        "reconstruction_psnr": log["eval_psnr"],
+        "new_scenes_reconstruction_psnr": fit["final"]["ae_psnr"],
+        "fit_latent_psnr": fit["final"]["latent_psnr"],
+        "fit_decoded_psnr": fit["final"]["psnr"],
+        "fit_rays_per_second": fit["rays_per_second"],
+        "wall_minutes": (time.perf_counter() - start) / 60,
+    }
 
 
 def _fit_new_scenes(
@@ -168,15 +210,16 @@ def markdown_table(report: Dict[str, Any]) -> str:
         f"Autoencoders trained on {len(report['basis_scenes'])} scenes; new scenes fitted: "
         f"{', '.join(report['new_scenes'])} (held-out views).",
         "",
-        "| autoencoder | factor | latent channels | parameters | training (min) | steps | images/s | "
-        "held-out reconstruction PSNR (dB) | new scenes: reconstruction PSNR (dB) | fit: latent PSNR (dB) | "
+        "| autoencoder | kind | trained on | factor | latent channels | parameters | training (min) | steps | "
+        "images/s | held-out reconstruction PSNR (dB) | new scenes: reconstruction PSNR (dB) | fit: latent PSNR (dB) | "
         "fit: decoded PSNR (dB) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in report["rows"]:
         lines.append(
-            f"| {r['name']} | {r['downsample_factor']} | {r['latent_channels']} | {r['parameters']:,} | "
-            f"{r['train_minutes']:.1f} | {r['steps']} | {r['images_per_second']:.1f} | {r['reconstruction_psnr']:.2f} | "
+            f"| {r['name']} | {r['kind']} | {r['trained_on']} | {r['downsample_factor']} | {r['latent_channels']} | "
+            f"{r['parameters']:,} | {r['train_minutes']:.1f} | {r['steps']} | {r['images_per_second']:.1f} | "
+            f"{r['reconstruction_psnr']:.2f} | "
             f"{r['new_scenes_reconstruction_psnr']:.2f} | {r['fit_latent_psnr']:.2f} | {r['fit_decoded_psnr']:.2f} |"
         )
     return "\n".join(lines) + "\n"

@@ -76,7 +76,8 @@ class BenchmarkConfig:
     """Folder names of the new scenes every method fits; None: the num_new_scenes folders after the basis scenes.
     They must not overlap the basis scenes."""
     autoencoder: Optional[Path] = None
-    """Local AutoencoderKL directory; None trains the compact one on the basis scenes (a one-off cost)."""
+    """Local AutoencoderKL or AutoencoderTiny directory, or `shipped` for the one inside the package (the one-off cost
+    its training log recorded is reported); None trains the compact one on the basis scenes (a one-off cost)."""
     basis: Optional[Path] = None
     """Basis checkpoint to fit Micro-Macro against (its autoencoder and sizes are used); None trains one."""
     device: Literal["cpu", "cuda"] = "cpu"

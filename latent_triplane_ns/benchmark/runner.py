@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Dict
@@ -34,6 +34,7 @@ from latent_triplane_ns.benchmark.stages import (
     method_stage,
     run_folder,
 )
+from latent_triplane_ns.errors import InputError
 from latent_triplane_ns.scene_io import CollectionError
 
 
@@ -95,7 +96,14 @@ def run_benchmark(config: BenchmarkConfig, show_progress: bool = True) -> Dict[s
 
     console = Console()
     if config.basis is not None and config.autoencoder is not None:
-        raise ValueError("give either --basis (which brings its own autoencoder) or --autoencoder, not both")
+        from latent_triplane_ns.basis import read_basis_checkpoint
+
+        read_basis_checkpoint(Path(config.basis)).check_autoencoder(Path(config.autoencoder))  # names both
+        raise InputError("give either --basis (which brings its own autoencoder) or --autoencoder, not both")
+    if config.autoencoder is not None and str(config.autoencoder) == "shipped" and not Path("shipped").exists():
+        from latent_triplane_ns.shipped import shipped_autoencoder_dir
+
+        config = replace(config, autoencoder=shipped_autoencoder_dir())
     if config.device == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("device 'cuda' asked for, but torch sees no CUDA device")
     out = Path(config.output_dir)

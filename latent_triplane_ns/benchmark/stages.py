@@ -281,11 +281,14 @@ def autoencoder_stage(
 ) -> Tuple[AutoencoderConfig, Dict[str, Any]]:
     """The one-off autoencoder: the one given, or the compact one trained on the basis scenes' images (an
     unfinished training of the same settings, killed in an earlier run, is resumed from its last checkpoint)."""
-    from latent_triplane_ns.ae_training import progress_status
+    from latent_triplane_ns.ae_training import progress_status, read_training_summary, training_summary
 
     if config.autoencoder is not None:
+        # its one-off cost, where ltn-train-ae recorded it (the shipped autoencoder's among them)
+        trained = read_training_summary(Path(config.autoencoder))
         return AutoencoderConfig(source="pretrained", pretrained_path=Path(config.autoencoder)), {
-            "given": str(config.autoencoder)
+            "given": str(config.autoencoder),
+            **({"trained": trained} if trained is not None else {}),
         }
     training = config.autoencoder_training
     progress.begin("autoencoder", "training the autoencoder (one-off)", training.max_minutes * 60)
@@ -298,15 +301,7 @@ def autoencoder_stage(
         say=progress.say,
     )
     progress.end()
-    summary = {
-        "seconds": log["seconds"],
-        "steps": log["steps"],
-        "held_out_psnr": log["eval_psnr"],
-        "parameters": log["parameters"],
-        "num_train_images": log["num_train_images"],
-        "resumed": log["resumed"],
-    }
-    return AutoencoderConfig(source="pretrained", pretrained_path=output_dir), summary
+    return AutoencoderConfig(source="pretrained", pretrained_path=output_dir), training_summary(log)
 
 
 def basis_stage(

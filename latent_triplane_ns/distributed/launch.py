@@ -15,7 +15,7 @@ import sys
 import time
 from datetime import timedelta
 from pathlib import Path
-from typing import List, Optional
+from typing import List
 
 import numpy as np
 import torch
@@ -32,6 +32,7 @@ from latent_triplane_ns.distributed.shards import ShardError, ShardLayout, colle
 from latent_triplane_ns.distributed.trainer import SHARDS_DIR, DistributedTrainer, shard_dir
 from latent_triplane_ns.errors import InputError
 from latent_triplane_ns.quiet import silence_harmless_warnings
+from latent_triplane_ns.trainer import latest_checkpoint_step
 
 TIMEOUT_ENV = "LTN_DIST_TIMEOUT_S"
 """Environment variable: seconds a rank waits in a collective (or for the others to start) before it fails, instead
@@ -81,11 +82,6 @@ def _same_everywhere(value, what: str) -> None:
         raise ShardError(f"ranks {odd} select other {what} than rank 0: every rank must run the same command")
 
 
-def _latest_step(folder: Path) -> Optional[int]:
-    steps = sorted(int(p.name[5:-5]) for p in Path(folder).glob("step-*.ckpt"))
-    return steps[-1] if steps else None
-
-
 def rank_config(config: TrainerConfig, layout: ShardLayout, rank: int) -> TrainerConfig:
     """The config rank `rank` trains with: its scenes only, its checkpoints in `shards/rank-<r>`, the shard's own
     checkpoint when resuming, and no viewer, logging or evaluation on ranks other than 0."""
@@ -96,7 +92,7 @@ def rank_config(config: TrainerConfig, layout: ShardLayout, rank: int) -> Traine
     if config.load_dir is not None:
         resumed = Path(config.load_dir).parent
         layout.check_resumes(resumed / SHARDS_DIR)
-        step = config.load_step if config.load_step is not None else _latest_step(Path(config.load_dir))
+        step = config.load_step if config.load_step is not None else latest_checkpoint_step(Path(config.load_dir))
         if step is None:
             raise InputError(f"{config.load_dir}: holds no merged checkpoint (step-*.ckpt) to resume from")
         mine.load_dir = shard_dir(resumed, rank)

@@ -1,0 +1,27 @@
+"""The compact autoencoder shipped inside the package (`autoencoder.source shipped`).
+
+It was trained by the project's own `ltn-train-ae` on procedural cars of a seed (1) that no evaluated scene uses (the
+demo and the benchmark evaluate seed 0, the furniture figures seed 7); the command that made it (`TRAINED_WITH.sh`)
+and its log (`train.log`, `ltn_ae_training.json`) lie beside the weights. Stage 1 fine-tunes it on a collection.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+SHIPPED_NAME = "tiny-f8c4-cars"
+"""Name of the shipped autoencoder: diffusers' AutoencoderTiny, 8x downsampling, 4 latent channels."""
+SHIPPED_DIR = Path(__file__).parent / "shipped" / SHIPPED_NAME
+"""Its folder inside the installed package (diffusers layout, latent statistics, training log, command)."""
+
+
+def shipped_autoencoder_dir() -> Path:
+    """The shipped autoencoder's folder, checked: a package installed without its data files gets one clear error."""
+    from latent_triplane_ns.autoencoder import AutoencoderError
+
+    if not (SHIPPED_DIR / "config.json").is_file():
+        raise AutoencoderError(
+            f"{SHIPPED_DIR}: the shipped autoencoder is missing from this installation (reinstall latent-triplane-ns, "
+            "or train one with ltn-train-ae and give it with --pipeline.model.autoencoder.pretrained-path)"
+        )
+    return SHIPPED_DIR

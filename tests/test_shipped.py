@@ -1,0 +1,58 @@
+"""The shipped autoencoder: it loads by name, reconstructs cars it was never trained on, and carries the command and
+the training log that made it; the demo and the benchmark report its one-off cost from that log."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from latent_triplane_ns.ae_training import (
+    TRAINING_LOG_FILE,
+    describe_training,
+    load_collection_images,
+    read_training_summary,
+    reconstruction_psnr,
+)
+from latent_triplane_ns.autoencoder import AutoencoderConfig, LatentAutoencoder
+from latent_triplane_ns.errors import InputError
+from latent_triplane_ns.procedural import generate_collection
+from latent_triplane_ns.shipped import SHIPPED_DIR
+
+SEEN_HELD_OUT_PSNR = 25.82
+"""Its held-out reconstruction PSNR on the test views of its own training collection (cars of seed 1), from its log."""
+
+
+def test_the_shipped_autoencoder_reconstructs_cars_it_never_saw(tmp_path):
+    # scene 12 of seed 0: a car of the demo's and the benchmark's new scenes, never in the training collection
+    generate_collection(tmp_path, 1, seed=0, first_scene=12, num_train_views=1, num_test_views=4, show_progress=False)
+    autoencoder = LatentAutoencoder(AutoencoderConfig(source="shipped"))
+    assert type(autoencoder.vae).__name__ == "AutoencoderTiny"
+    assert (autoencoder.downsample_factor, autoencoder.latent_channels) == (8, 4)
+    images = load_collection_images(tmp_path, "test", multiple_of=8)
+    psnr = reconstruction_psnr(autoencoder.vae, images)
+    # an unseen car loses little against the training collection's own held-out views, and is far above the
+    # 5-minute autoencoders of the README's table (22.7 to 24.0 dB)
+    assert SEEN_HELD_OUT_PSNR - 1.5 < psnr < SEEN_HELD_OUT_PSNR + 1.5, psnr
+    # the latents it encodes are normalised into (0, 1) with the statistics stored beside it
+    latents = autoencoder.encode(images)
+    assert latents.shape == (4, 4, 16, 16) and 0 < float(latents.min()) and float(latents.max()) < 1
+
+
+def test_the_shipped_autoencoder_carries_its_command_and_log():
+    summary = read_training_summary(SHIPPED_DIR)
+    assert summary["data"] == "cars-seed1" and summary["held_out_psnr"] == pytest.approx(SEEN_HELD_OUT_PSNR, abs=0.01)
+    command = (SHIPPED_DIR / "TRAINED_WITH.sh").read_text()
+    assert "ltn-generate --output data/cars-seed1" in command and "--seed 1 " in command
+    assert "ltn-train-ae --data data/cars-seed1" in command and "--training.architecture.kind tiny" in command
+    log_lines = (SHIPPED_DIR / "train.log").read_text().splitlines()
+    assert log_lines[0].startswith("autoencoder ") and f"step {summary['steps']}" in "\n".join(log_lines[-3:])
+    line = describe_training(summary)
+    assert f"{summary['steps']:,} steps" in line and f"{summary['num_train_images']:,} images of cars-seed1" in line
+
+
+def test_a_training_log_that_is_not_one_is_named(tmp_path):
+    assert read_training_summary(tmp_path) is None  # not an ltn-train-ae folder: its cost is unknown, not an error
+    (tmp_path / TRAINING_LOG_FILE).write_text(json.dumps({"steps": 3}))
+    with pytest.raises(InputError, match=f"{TRAINING_LOG_FILE}: not a training log of ltn-train-ae"):
+        read_training_summary(tmp_path)
