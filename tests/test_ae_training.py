@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -260,3 +261,34 @@ def test_an_autoencoder_tiny_trains_through_encode_and_decode_and_loads_back(tin
     rebuilt = autoencoder_from_record(autoencoder_record(loaded))  # as ns-viewer does when the folder has moved
     assert type(rebuilt.vae).__name__ == "AutoencoderTiny"
     assert "not expected" not in capfd.readouterr().err  # diffusers' note on its own config key is silenced
+
+
+def test_the_object_weighted_loss_and_the_object_psnr_by_hand():
+    from types import SimpleNamespace
+
+    from latent_triplane_ns.ae_training import autoencoder_losses, object_mask, object_psnr
+
+    class HalfDecoder(torch.nn.Module):
+        """encode: the image itself as a deterministic latent; decode: half of it."""
+
+        def __init__(self):
+            super().__init__()
+            self.unused = torch.nn.Parameter(torch.zeros(()))
+
+        def encode(self, x):
+            return SimpleNamespace(latents=x)
+
+        def decode(self, z):
+            return SimpleNamespace(sample=0.5 * z)
+
+    images = torch.ones(1, 3, 2, 2)
+    images[0, :, 1, 1] = torch.tensor([0.5, 0.0, 0.0])  # one red-ish object pixel on white
+    assert object_mask(images).flatten().tolist() == [0.0, 0.0, 0.0, 1.0]
+    # on [-1, 1]: white is 1 and decodes to 0.5 (error 0.25 per channel); the object pixel (0, -1, -1) decodes to
+    # (0, -0.5, -0.5): errors 0, 0.25, 0.25, mean 1/6
+    plain, kl = autoencoder_losses(HalfDecoder(), images)
+    assert float(plain) == pytest.approx((3 * 0.25 + 1 / 6) / 4) and float(kl) == 0.0
+    weighted, _ = autoencoder_losses(HalfDecoder(), images, object_weight=10.0)
+    assert float(weighted) == pytest.approx((3 * 0.25 + 10 / 6) / 13)
+    # object pixels only, on [0, 1]: decoded (0.5, 0.25, 0.25) against (0.5, 0, 0): MSE 1/24
+    assert object_psnr(HalfDecoder(), images) == pytest.approx(10 * math.log10(24), abs=1e-4)

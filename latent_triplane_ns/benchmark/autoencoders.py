@@ -207,8 +207,8 @@ def _fit_new_scenes(
 def markdown_table(report: Dict[str, Any]) -> str:
     """The table of the report, one row per autoencoder."""
     lines = [
-        f"Autoencoders trained on {len(report['basis_scenes'])} scenes; new scenes fitted: "
-        f"{', '.join(report['new_scenes'])} (held-out views).",
+        f"Variants trained here on the {len(report['basis_scenes'])} basis scenes (autoencoders trained before, on "
+        f"the data their row names); new scenes fitted: {', '.join(report['new_scenes'])} (held-out views).",
         "",
         "| autoencoder | kind | trained on | factor | latent channels | parameters | training (min) | steps | "
         "images/s | held-out reconstruction PSNR (dB) | new scenes: reconstruction PSNR (dB) | fit: latent PSNR (dB) | "

@@ -68,30 +68,6 @@ def autoencoder_args(common: Common) -> List[str]:
     ]
 
 
-def stage1_args(common: Common, run: str, num_scenes: int, steps: int, fit_steps: int, data: Path) -> List[str]:
-    """ns-train arguments of a latent-triplane-ae-small run (the paper's stage 1) on `num_scenes` procedural cars:
-    `fit_steps` with the autoencoder frozen, then autoencoder, basis, MLP and scenes jointly (the autoencoder's,
-    basis's and MLP's gradients averaged over the ranks at every step)."""
-    return [
-        "latent-triplane-ae-small",
-        *("--output-dir", str(common.output_dir / "runs"), "--experiment-name", run, "--timestamp", "run"),
-        *("--vis", "tensorboard", "--machine.device-type", "cpu", "--logging.local-writer.enable", "False"),
-        *(
-            "--max-num-iterations",
-            str(steps),
-            "--steps-per-save",
-            str(steps),
-            "--pipeline.model.fit-steps",
-            str(fit_steps),
-        ),
-        *("--steps-per-eval-batch", "0", "--steps-per-eval-image", "0", "--steps-per-eval-all-images", "0"),
-        *("--pipeline.datamanager.train-num-rays-per-batch", str(common.rays)),
-        *("--pipeline.datamanager.scenes-per-batch", str(common.scenes_per_batch)),
-        *autoencoder_args(common),
-        *("procedural-cars", "--data", str(data), "--num-scenes", str(num_scenes)),
-    ]
-
-
 def _steps(common: Common, scenes_per_rank: int) -> int:
     return max(1, round(common.epochs * scenes_per_rank / min(common.scenes_per_batch, scenes_per_rank)))
 
@@ -206,57 +182,10 @@ class Ranks:
         CONSOLE.print(md.read_text())
 
 
-@dataclass
-class Stage1:
-    """Stage 1 (latent-triplane-ae-small: scenes fitted with the autoencoder frozen, then the autoencoder trained
-    with them) at N scenes: 1 process with 2 threads against 2 ranks with 1 thread each, the same steps per rank
-    (each rank's step is as large as the single process's, so 2 ranks do twice the work per step)."""
-
-    common: Common = field(default_factory=Common)
-    """Run settings (`epochs` is not used: the steps are given here)."""
-    num_scenes: int = 20
-    """N."""
-    fit_steps: int = 300
-    """Steps with the autoencoder frozen."""
-    joint_steps: int = 100
-    """Steps training the autoencoder, basis, MLP and scenes jointly."""
-
-    def main(self) -> None:
-        rows = []
-        data = self.common.output_dir / "data" / f"cars-{self.num_scenes}"
-        steps = self.fit_steps + self.joint_steps
-        for ranks, threads in ((1, 2), (2, 1)):
-            name = f"stage1-ranks{ranks}-threads{threads}"
-            args = stage1_args(self.common, name, self.num_scenes, steps, self.fit_steps, data)
-            timed = run_timed(RunSpec(name, torchrun(ranks, args), threads), self.common.output_dir / f"{name}.log")
-            info = _eval_info(self.common, name, "latent-triplane-ae-small")
-            seconds = max(info["train_seconds"])
-            rows.append(
-                {
-                    "ranks": ranks,
-                    "threads_per_rank": threads,
-                    "steps (fit + joint)": f"{self.fit_steps} + {self.joint_steps}",
-                    "train_seconds": seconds,
-                    "steps_per_second": steps / seconds,
-                    "work_per_second": ranks
-                    * steps
-                    / seconds
-                    / (rows[0]["steps_per_second"] if rows else steps / seconds),
-                    "psnr": info["results"].get("psnr"),
-                    "peak_rss_gib_per_rank": timed["peak_rss_gib"],
-                }
-            )
-            CONSOLE.print(rows[-1])
-        _, md = ScalingReport({f"N={self.num_scenes}: stage 1, ranks against threads": rows}).write(
-            self.common.output_dir / "stage1"
-        )
-        CONSOLE.print(md.read_text())
-
-
-def _eval_info(common: Common, name: str, method: str = "latent-triplane-small") -> dict:
+def _eval_info(common: Common, name: str) -> dict:
     import json
 
-    return json.loads((common.output_dir / "runs" / name / method / "run" / "eval.json").read_text())
+    return json.loads((common.output_dir / "runs" / name / "latent-triplane-small" / "run" / "eval.json").read_text())
 
 
 def entrypoint() -> None:
@@ -265,7 +194,6 @@ def entrypoint() -> None:
         Annotated[Field, tyro.conf.subcommand("field")],
         Annotated[Stage2, tyro.conf.subcommand("stage2")],
         Annotated[Ranks, tyro.conf.subcommand("ranks")],
-        Annotated[Stage1, tyro.conf.subcommand("stage1")],
     ]
     tyro.cli(command).main()  # type: ignore[call-overload]
 
