@@ -140,20 +140,25 @@ def autoencoder_losses(vae, images: Float[Tensor, "B 3 H W"], object_weight: flo
     return (weight * squared).sum() / weight.sum(), kl
 
 
-@torch.no_grad()
-def reconstruction_psnr(vae, images: Float[Tensor, "N 3 H W"], batch_size: int = 16, bf16: bool = False) -> float:
-    """Mean over images in [0, 1] of the PSNR of D(mean E(x)) against x."""
+def _reconstructions(vae, images: Tensor, batch_size: int, bf16: bool = False):
+    """(x, D(mean E(x))) in [0, 1], batch by batch, with the autoencoder in eval mode meanwhile."""
     vae.eval()
-    total, count = 0.0, 0
     device = next(vae.parameters()).device
     for start in range(0, images.shape[0], batch_size):
         x = images[start : start + batch_size].to(device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             recon = vae.decode(encode_latents(vae, x * 2 - 1)[0]).sample
-        recon = recon.float().add(1).mul(0.5).clamp(0, 1)
+        yield x, recon.float().add(1).mul(0.5).clamp(0, 1)
+    vae.train()
+
+
+@torch.no_grad()
+def reconstruction_psnr(vae, images: Float[Tensor, "N 3 H W"], batch_size: int = 16, bf16: bool = False) -> float:
+    """Mean over images in [0, 1] of the PSNR of D(mean E(x)) against x."""
+    total, count = 0.0, 0
+    for x, recon in _reconstructions(vae, images, batch_size, bf16):
         total += float(psnr_from_mse((recon - x).pow(2).flatten(1).mean(1)).sum())
         count += x.shape[0]
-    vae.train()
     return total / max(count, 1)
 
 
@@ -161,16 +166,11 @@ def reconstruction_psnr(vae, images: Float[Tensor, "N 3 H W"], batch_size: int =
 def object_psnr(vae, images: Float[Tensor, "N 3 H W"], batch_size: int = 16) -> float:
     """PSNR of D(mean E(x)) against x over the object's pixels only (`object_mask`), pooled over the images: the
     colours and details that a PSNR over whole views, mostly white background, hides."""
-    vae.eval()
     error, pixels = 0.0, 0.0
-    device = next(vae.parameters()).device
-    for start in range(0, images.shape[0], batch_size):
-        x = images[start : start + batch_size].to(device)
-        recon = vae.decode(encode_latents(vae, x * 2 - 1)[0]).sample.float().add(1).mul(0.5).clamp(0, 1)
+    for x, recon in _reconstructions(vae, images, batch_size):
         mask = object_mask(x)
         error += float(((recon - x).pow(2).mean(dim=1, keepdim=True) * mask).sum())
         pixels += float(mask.sum())
-    vae.train()
     return float(psnr_from_mse(torch.tensor(error / max(pixels, 1.0))))
 
 

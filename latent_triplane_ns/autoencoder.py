@@ -162,6 +162,17 @@ class AutoencoderConfig(InstantiateConfig):
     background_latent: Optional[Tuple[float, ...]] = None
     """Normalised latent of the background. None: the encoding of a white image."""
 
+    def named_folder(self) -> Optional[Tuple[Path, Optional[str]]]:
+        """(folder or hub id, subfolder) of the autoencoder this config loads: the shipped one, or the pretrained
+        path; None for a compact or identity one, or a pretrained one without a path."""
+        if self.source == "shipped":
+            from latent_triplane_ns.shipped import shipped_autoencoder_dir
+
+            return shipped_autoencoder_dir(), None
+        if self.source == "pretrained" and self.pretrained_path is not None:
+            return Path(self.pretrained_path), self.subfolder
+        return None
+
 
 def _per_channel(values: Optional[Tuple[float, ...]], channels: int, default: float, what: str) -> Tensor:
     if values is None:
@@ -305,18 +316,14 @@ class LatentAutoencoder(nn.Module):
         self.config = config
         stats = latent_stats or {}
         if vae is None and config.source in ("pretrained", "shipped"):
-            if config.source == "shipped":
-                from latent_triplane_ns.shipped import shipped_autoencoder_dir
-
-                folder, subfolder = shipped_autoencoder_dir(), None
-            elif config.pretrained_path is None:
+            named = config.named_folder()
+            if named is None:
                 raise AutoencoderError(
                     "autoencoder.source is 'pretrained' but no autoencoder.pretrained-path was given "
                     "(train one with `ltn-train-ae`, point to a local AutoencoderKL directory, or use the shipped "
                     "one with --pipeline.model.autoencoder.source shipped)"
                 )
-            else:
-                folder, subfolder = config.pretrained_path, config.subfolder
+            folder, subfolder = named
             vae = load_pretrained_vae(folder, subfolder)
             stats_file = Path(folder) / (subfolder or "") / LATENT_STATS_FILE
             if not stats and stats_file.is_file():

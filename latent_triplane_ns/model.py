@@ -170,14 +170,8 @@ class LatentTriplaneModel(Model):
 
     def _named_autoencoder(self) -> Optional[Path]:
         """The autoencoder folder the config names besides its basis checkpoint, if any (the shipped one included)."""
-        autoencoder = self.config.autoencoder
-        if autoencoder.source == "shipped":
-            from latent_triplane_ns.shipped import shipped_autoencoder_dir
-
-            return shipped_autoencoder_dir()
-        if autoencoder.source == "pretrained" and autoencoder.pretrained_path is not None:
-            return Path(autoencoder.pretrained_path) / (autoencoder.subfolder or "")
-        return None
+        named = self.config.autoencoder.named_folder()
+        return None if named is None else named[0] / (named[1] or "")
 
     def _missing_source(self) -> Optional[Path]:
         """The first file of the basis checkpoint or autoencoder folder that this model reads and that is gone."""

@@ -25,3 +25,11 @@ def shipped_autoencoder_dir() -> Path:
             "or train one with ltn-train-ae and give it with --pipeline.model.autoencoder.pretrained-path)"
         )
     return SHIPPED_DIR
+
+
+def resolve_autoencoder_folder(given: Path) -> Path:
+    """An autoencoder folder named on a command line: `shipped` is the shipped one (unless a folder of that name
+    exists here), anything else the folder itself."""
+    if str(given) == "shipped" and not Path(given).exists():
+        return shipped_autoencoder_dir()
+    return Path(given)

@@ -131,13 +131,10 @@ def run_ae_table(config: AETableConfig, on_line=print) -> Dict[str, Any]:
 def _trained_autoencoder(given: str) -> Tuple[str, Path, Dict[str, Any]]:
     """Name, folder and training log of an autoencoder that ltn-train-ae wrote (`shipped`: the package's own)."""
     from latent_triplane_ns.ae_training import TRAINING_LOG_FILE
-    from latent_triplane_ns.shipped import SHIPPED_NAME, shipped_autoencoder_dir
+    from latent_triplane_ns.shipped import SHIPPED_DIR, SHIPPED_NAME, resolve_autoencoder_folder
 
-    if given == "shipped":
-        name, folder = f"shipped {SHIPPED_NAME}", shipped_autoencoder_dir()
-    else:
-        folder = Path(given)
-        name = folder.name
+    folder = resolve_autoencoder_folder(Path(given))
+    name = f"shipped {SHIPPED_NAME}" if folder == SHIPPED_DIR else folder.name
     log_file = folder / TRAINING_LOG_FILE
     if not log_file.is_file():
         raise InputError(f"{log_file}: missing; --trained takes autoencoder folders written by ltn-train-ae")

@@ -34,7 +34,6 @@ from latent_triplane_ns.benchmark.stages import (
     method_stage,
     run_folder,
 )
-from latent_triplane_ns.errors import InputError
 from latent_triplane_ns.scene_io import CollectionError
 
 
@@ -95,15 +94,17 @@ def run_benchmark(config: BenchmarkConfig, show_progress: bool = True) -> Dict[s
     from rich.console import Console
 
     console = Console()
+    if config.autoencoder is not None:
+        from latent_triplane_ns.shipped import resolve_autoencoder_folder
+
+        config = replace(config, autoencoder=resolve_autoencoder_folder(config.autoencoder))
     if config.basis is not None and config.autoencoder is not None:
         from latent_triplane_ns.basis import read_basis_checkpoint
 
+        # the cpu preset names the shipped autoencoder: with a basis, the basis's own (fine-tuned) one is used
         read_basis_checkpoint(Path(config.basis)).check_autoencoder(Path(config.autoencoder))  # names both
-        raise InputError("give either --basis (which brings its own autoencoder) or --autoencoder, not both")
-    if config.autoencoder is not None and str(config.autoencoder) == "shipped" and not Path("shipped").exists():
-        from latent_triplane_ns.shipped import shipped_autoencoder_dir
-
-        config = replace(config, autoencoder=shipped_autoencoder_dir())
+        console.print(f"The basis brings its own autoencoder (fine-tuned with it); {config.autoencoder} is not used.")
+        config = replace(config, autoencoder=None)
     if config.device == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("device 'cuda' asked for, but torch sees no CUDA device")
     out = Path(config.output_dir)

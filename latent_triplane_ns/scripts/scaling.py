@@ -61,10 +61,11 @@ def stage2_args(common: Common, run: str, num_scenes: int, steps: int, data: Pat
 
 def autoencoder_args(common: Common) -> List[str]:
     """The ns-train flags of the runs' autoencoder."""
-    if str(common.autoencoder) == "shipped":
-        return ["--pipeline.model.autoencoder.source", "shipped"]
+    from latent_triplane_ns.shipped import resolve_autoencoder_folder
+
+    folder = resolve_autoencoder_folder(common.autoencoder)
     return ["--pipeline.model.autoencoder.source", "pretrained", "--pipeline.model.autoencoder.pretrained-path"] + [
-        str(common.autoencoder)
+        str(folder)
     ]
 
 
