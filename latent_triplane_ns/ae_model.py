@@ -67,17 +67,8 @@ class LatentTriplaneAEModel(LatentTriplaneModel):
             )
         if self.autoencoder.vae is None:
             raise InputError("latent-triplane-ae trains an autoencoder: autoencoder.source cannot be 'identity'")
-
-    def autoencoder_parts(self) -> Dict[str, List[Parameter]]:
-        vae = self.autoencoder.vae
-
-        def around(name: str) -> List[Parameter]:  # AutoencoderKL's 1x1 convolutions; AutoencoderTiny has none
-            module = getattr(vae, name, None)
-            return list(module.parameters()) if module is not None else []
-
-        encoder = list(vae.encoder.parameters()) + around("quant_conv")
-        decoder = list(vae.decoder.parameters()) + around("post_quant_conv")
-        return {"encoder": encoder, "decoder": decoder}
+        if self.config.decoder_steps > 0:
+            raise InputError("latent-triplane-ae trains its decoder in the joint phase: decoder_steps is for stage 2")
 
     def scene_parameters(self) -> List[Parameter]:
         planes = self.field.triplanes
@@ -115,7 +106,7 @@ class LatentTriplaneAEModel(LatentTriplaneModel):
         z = ae.encode_raw(x, mode=self.config.joint_encode_mode)
         losses = {
             "enc_loss": self.config.enc_loss_mult * F.mse_loss(rendered, ae.normalize(z)),
-            "dec_loss": self.config.dec_loss_mult * F.mse_loss(ae.decode_raw(ae.denormalize(rendered)), x),
+            "dec_loss": self.config.dec_loss_mult * self.decode_loss(outputs["latent"], batch["image"]),
             "ae_loss": self.config.ae_loss_mult * F.mse_loss(ae.decode_raw(z), x),
         }
         if self.config.tv_loss_mult > 0:

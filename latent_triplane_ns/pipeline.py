@@ -40,10 +40,27 @@ class LatentPipeline(VanillaPipeline):
     def __init__(self, config: LatentPipelineConfig, device: str, *args, grad_scaler=None, **kwargs):
         super().__init__(config, device, *args, grad_scaler=grad_scaler, **kwargs)
         self.datamanager.set_autoencoder(self.model.autoencoder)
+        self.decoder_from: Optional[int] = None
+        """First step that fine-tunes the decoder (`model.decoder_steps` before the run's last); None: none does."""
+
+    def get_training_callbacks(
+        self, training_callback_attributes: TrainingCallbackAttributes
+    ) -> List[TrainingCallback]:
+        trainer = training_callback_attributes.trainer
+        if self.config.model.decoder_steps > 0 and trainer is not None:
+            self.decoder_from = max(0, trainer.config.max_num_iterations - self.config.model.decoder_steps)
+        return super().get_training_callbacks(training_callback_attributes)
 
     def get_train_loss_dict(self, step: int):
         self.model.check_weights_loaded()  # before any image is encoded with an autoencoder still to be loaded
-        return super().get_train_loss_dict(step)
+        if self.decoder_from is None or step < self.decoder_from:
+            return super().get_train_loss_dict(step)
+        ray_bundle, batch = self.datamanager.next_train_views(self.config.model.decoder_views_per_step)
+        batch["latent"] = self.datamanager.cached_train["latents"][batch["image_idx"]]
+        outputs = self.model(ray_bundle)
+        loss_dict = self.model.decoder_loss_dict(outputs, batch)
+        metrics = {"dec_psnr": psnr_from_mse(loss_dict["dec_loss"].detach())}
+        return outputs, loss_dict, metrics
 
     @torch.no_grad()
     def get_average_image_metrics(

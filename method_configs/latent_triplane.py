@@ -50,6 +50,8 @@ def _optimizers(lr: float, max_steps: int) -> Dict[str, Dict]:
         "basis_weights": {"optimizer": SceneSparseAdamOptimizerConfig(lr=lr), "scheduler": scheduler()},
         "basis": {"optimizer": AdamOptimizerConfig(lr=lr, eps=1e-15), "scheduler": scheduler()},
         "mlp": {"optimizer": AdamOptimizerConfig(lr=lr, eps=1e-15), "scheduler": scheduler()},
+        # Only with model.decoder_steps > 0; the paper trains its autoencoder at 1e-4.
+        "decoder": {"optimizer": AdamOptimizerConfig(lr=1e-4), "scheduler": None},
     }
 
 

@@ -168,11 +168,21 @@ def test_toy_benchmark_on_a_collection_it_did_not_generate(other_collection, tmp
     from latent_triplane_ns.scripts.benchmark import entrypoint
 
     out = tmp_path / "bench"
-    entrypoint(["--preset", "toy", "--output-dir", str(out), "--collection", str(other_collection)])
+    # Micro-Macro spends the second half of its 1.8 s budget fine-tuning the decoder on rendered views too.
+    decoder = ["--micro-macro-decoder-minutes", "0.015"]
+    entrypoint(["--preset", "toy", "--output-dir", str(out), "--collection", str(other_collection), *decoder])
     report = json.loads((out / "benchmark.json").read_text())
     for result in report["methods"].values():
         assert result["scene_names"] == ["teapot", "vase"]  # the scenes after the basis scenes
         assert math.isfinite(result["final"]["psnr"])
+    mm = report["methods"]["latent-micro-macro"]
+    assert mm["trainable_parameter_groups"] == ["basis_weights", "decoder", "micro_planes"]
+    events = [
+        json.loads(line) for line in (out / "logs" / "latent-micro-macro.progress.jsonl").read_text().splitlines()
+    ]
+    (switch,) = [e for e in events if e["event"] == "decoder"]
+    assert 0.015 * 60 <= switch["train_seconds"] < 0.03 * 60
+    assert "decoder" not in report["methods"]["latent-micro"]["trainable_parameter_groups"]
     basis = read_basis_checkpoint(Path(report["one_off"]["basis"]["path"]))
     assert basis.settings.scene_names == ("lamp", "mug")
     assert not (out / "data").exists()  # nothing generated

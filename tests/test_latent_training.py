@@ -121,3 +121,60 @@ def test_basis_checkpoint_errors(trained, tiny_collection, tmp_path):
     )
     with pytest.raises(BasisCheckpointError, match="num_basis: model 3 vs checkpoint 8"):
         config.pipeline.setup(device="cpu")
+
+
+def _decode_mse(pipeline, views: int = 6) -> float:
+    """MSE(D(render), image) of a fixed draw of training views."""
+    pipeline.datamanager._rng.manual_seed(1)
+    ray_bundle, batch = pipeline.datamanager.next_train_views(views)
+    with torch.no_grad():
+        outputs = pipeline.model(ray_bundle)
+        return float(pipeline.model.decode_loss(outputs["latent"], batch["image"]))
+
+
+def test_decoder_steps_fine_tune_the_shared_decoder_on_rendered_views(trained, tiny_collection, tmp_path):
+    from nerfstudio.utils.eval_utils import eval_setup
+
+    trainer, _, _ = trained
+    basis_dir = trainer.base_dir / "basis"
+    config = reduced_config(
+        "latent-triplane-small",
+        tiny_collection,
+        tmp_path,
+        steps=40,
+        scene_range=(2, 4),
+        basis_checkpoint=basis_dir,
+        decoder_steps=25,
+        decoder_views_per_step=2,
+        decoder_ae_loss_mult=0.1,  # its loss runs through the encoder, which must not move
+    )
+    config.optimizers["decoder"]["optimizer"].lr = 1e-3
+    fresh = config.setup(local_rank=0, world_size=1)
+    config.save_config()
+    fresh.setup()
+    model = fresh.pipeline.model
+    start = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    fresh.train()
+    assert fresh.pipeline.decoder_from == 15
+    end = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    changed = {k for k in start if not torch.equal(start[k], end[k])}
+    decoder_keys = {k for k in start if k.startswith(("autoencoder.vae.decoder.", "autoencoder.vae.post_quant_conv."))}
+    assert decoder_keys and decoder_keys <= changed
+    assert not any(k.startswith("autoencoder.vae.encoder.") for k in changed)
+    assert changed - decoder_keys == {"field.triplanes.micro", "field.triplanes.weights"}
+    # The fine-tuned decoder decodes these scenes' renders better than the decoder it started from.
+    tuned = _decode_mse(fresh.pipeline)
+    model.load_state_dict({**end, **{k: start[k] for k in decoder_keys}})
+    assert tuned < 0.9 * _decode_mse(fresh.pipeline)
+    # The run's checkpoint carries the fine-tuned decoder to ns-eval.
+    _, pipeline, _, _ = eval_setup(fresh.base_dir / "config.yml")
+    loaded = pipeline.model.state_dict()
+    assert all(torch.equal(loaded[k], end[k]) for k in decoder_keys)
+
+
+def test_decoder_steps_need_an_autoencoder(tiny_collection, tmp_path):
+    from latent_triplane_ns.errors import InputError
+
+    config = reduced_config("triplane-rgb", tiny_collection, tmp_path, decoder_steps=5)
+    with pytest.raises(InputError, match="decoder_steps"):
+        config.setup(local_rank=0, world_size=1).setup()

@@ -22,6 +22,8 @@ class BudgetedTraining:
         eval_times: training times of the curve's evaluations.
         evaluator: evaluates the curve's views.
         report: called with each progress event.
+        decoder_seconds: training time at the end of the budget whose steps also fine-tune the decoder (the
+            pipeline's decoder steps start when the clock reaches budget - decoder_seconds); 0: none.
     """
 
     def __init__(
@@ -31,6 +33,7 @@ class BudgetedTraining:
         eval_times: Sequence[float],
         evaluator: SceneEvaluator,
         report: Callable[[Dict], None],
+        decoder_seconds: float = 0.0,
     ):
         self.trainer, self.budget_seconds, self.evaluator, self.report = trainer, budget_seconds, evaluator, report
         self.train_seconds, self.steps = 0.0, 0
@@ -39,6 +42,9 @@ class BudgetedTraining:
         self.mark = time.perf_counter()
         self.last_report = 0.0
         self.device = torch.device(trainer.pipeline.model.device)
+        self.decoder_seconds = decoder_seconds
+        if decoder_seconds > 0 and (budget_seconds is None or getattr(trainer.pipeline, "decoder_from", None) is None):
+            raise ValueError("decoder_seconds needs a time budget and a model with decoder_steps")
 
     def evaluate(self) -> None:
         means = self.evaluator.evaluate().means()
@@ -49,6 +55,8 @@ class BudgetedTraining:
     def start(self) -> None:
         if self.budget_seconds is not None:
             self.set_horizon(NEVER)
+        if self.decoder_seconds > 0:
+            self.trainer.pipeline.decoder_from = NEVER  # until the clock reaches budget - decoder_seconds
         self.evaluate()
         sync(self.device)
         self.mark = time.perf_counter()
@@ -68,6 +76,14 @@ class BudgetedTraining:
         if budget is not None and (self.steps == 10 or (self.pending and self.train_seconds >= self.pending[0])):
             # the decay ends where the budget is expected to end at the speed seen so far
             self.set_horizon(self.steps * budget / max(self.train_seconds, 1e-9))
+        pipeline = self.trainer.pipeline
+        if (
+            self.decoder_seconds > 0
+            and pipeline.decoder_from == NEVER
+            and self.train_seconds >= budget - self.decoder_seconds
+        ):
+            pipeline.decoder_from = self.steps
+            self.report({"event": "decoder", "train_seconds": self.train_seconds, "step": self.steps})
         if budget is None:
             done = self.steps >= self.trainer.config.max_num_iterations
         else:

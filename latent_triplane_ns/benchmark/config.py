@@ -120,6 +120,9 @@ class BenchmarkConfig:
     """Training-time budget of each latent-triplane run on the K new scenes."""
     micro_macro_shared: Literal["frozen", "train"] = "frozen"
     """Basis and MLP during the Micro-Macro fit: frozen (the default of a loaded basis) or fine-tuned (the paper)."""
+    micro_macro_decoder_minutes: float = 2.0
+    """Minutes at the end of Micro-Macro's budget that also fine-tune the shared decoder on whole rendered views
+    (the model's decoder steps, switched on by the training clock); 0: the decoder stays as the basis gives it."""
     curve_points: int = 6
     """Held-out evaluations per run, log-spaced in training time from first_eval_seconds to the budget."""
     first_eval_seconds: float = 10.0
@@ -175,6 +178,7 @@ def _toy() -> BenchmarkConfig:
         basis_joint_steps=2,
         rgb_minutes=0.03,
         latent_minutes=0.03,
+        micro_macro_decoder_minutes=0.0,
         curve_points=2,
         first_eval_seconds=0.5,
         eval_views_per_scene=1,

@@ -73,10 +73,11 @@ def job_progress(progress: StageProgress) -> Callable[[Dict], None]:
     def on_event(event: Dict) -> None:
         if event["event"] == "eval":
             state["psnr"] = event["psnr"]
-        if event["event"] in ("setup", "train", "final_eval", "render"):
+        if event["event"] in ("setup", "train", "decoder", "final_eval", "render"):
             state["phase"] = {
                 "setup": "setting up",
                 "train": "training",
+                "decoder": "training with the decoder",
                 "final_eval": "final evaluation",
                 "render": "timing renders",
             }[event["event"]]

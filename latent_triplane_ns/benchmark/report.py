@@ -93,6 +93,11 @@ def _limits(report: Dict[str, Any], config: BenchmarkConfig, target: float) -> L
             f"({basis['fit_steps']} steps with the autoencoder frozen, {basis['joint_steps']} joint steps; the paper: "
             "500 scenes, 100 epochs on a GPU)."
         )
+    if config.micro_macro_decoder_minutes > 0:
+        notes.append(
+            f"Micro-Macro's last {config.micro_macro_decoder_minutes:g} min of training also fine-tune the shared "
+            "decoder on whole rendered views, MSE(D(render), image); they count in its training time."
+        )
     rgb = methods["triplane-rgb"]
     notes.append(
         f"The baseline's final PSNR ({rgb['curve'][-1]['psnr']:.2f} dB) is what it reached in its "

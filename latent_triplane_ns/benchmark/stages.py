@@ -408,7 +408,12 @@ def compared_runs(
             config.latent_method,
             config.latent_rays_per_batch,
             config.latent_minutes,
-            dict(basis_checkpoint=basis_dir.resolve(), shared_training=config.micro_macro_shared),
+            dict(
+                basis_checkpoint=basis_dir.resolve(),
+                shared_training=config.micro_macro_shared,
+                # the clock starts the decoder steps micro_macro_decoder_minutes before the end of the budget
+                **(dict(decoder_steps=NEVER) if config.micro_macro_decoder_minutes > 0 else {}),
+            ),
         ),
     }
 
@@ -442,6 +447,7 @@ def method_stage(
         progress_file=str(workspace.logs / f"{name}.progress.jsonl"),
         result_file=str(workspace.logs / f"{name}.json"),
         seed=config.seed,
+        decoder_seconds=60 * config.micro_macro_decoder_minutes if settings.get("decoder_steps") else 0.0,
     )
     result = run_job_process(job, workspace.logs / f"{name}.log", job_progress(progress))
     progress.end()

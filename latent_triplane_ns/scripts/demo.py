@@ -67,8 +67,10 @@ class Demo:
     """Stage-1 steps with the autoencoder frozen."""
     stage1_joint_steps: int = 200
     """Stage-1 steps training autoencoder, basis and scenes jointly (0: the autoencoder stays frozen)."""
-    stage2_steps: int = 800
+    stage2_steps: int = 1000
     """Stage-2 steps on the new scenes."""
+    stage2_decoder_steps: int = 500
+    """The last stage-2 steps, which also fine-tune the shared decoder on whole rendered views (0: it stays frozen)."""
     video_seconds: float = 3.0
     """Length of the rendered spiral video."""
 
@@ -144,6 +146,8 @@ class Demo:
                 str(self.stage2_steps),
                 "--pipeline.model.basis-checkpoint",
                 str(basis),
+                "--pipeline.model.decoder-steps",
+                str(self.stage2_decoder_steps),
                 "scene-collection",
                 "--data",
                 str(self.data),
