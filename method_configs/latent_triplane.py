@@ -50,8 +50,9 @@ def _optimizers(lr: float, max_steps: int) -> Dict[str, Dict]:
         "basis_weights": {"optimizer": SceneSparseAdamOptimizerConfig(lr=lr), "scheduler": scheduler()},
         "basis": {"optimizer": AdamOptimizerConfig(lr=lr, eps=1e-15), "scheduler": scheduler()},
         "mlp": {"optimizer": AdamOptimizerConfig(lr=lr, eps=1e-15), "scheduler": scheduler()},
-        # Only with model.decoder_steps > 0; the paper trains its autoencoder at 1e-4.
-        "decoder": {"optimizer": AdamOptimizerConfig(lr=1e-4), "scheduler": None},
+        # Only with model.decoder_steps > 0. 1e-3 brought the cars' colours back where the paper's 1e-4 for its
+        # autoencoder did not (5 new cars, 500 decoder steps: 24.24 dB against 23.46 dB).
+        "decoder": {"optimizer": AdamOptimizerConfig(lr=1e-3), "scheduler": None},
     }
 
 

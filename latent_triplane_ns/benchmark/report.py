@@ -75,8 +75,9 @@ def _limits(report: Dict[str, Any], config: BenchmarkConfig, target: float) -> L
     ceiling = methods["latent-micro"].get("curve_autoencoder_psnr")
     if ceiling is not None:
         notes.append(
-            f"Latent methods cannot exceed the autoencoder's own reconstruction of the held-out views "
-            f"({ceiling:.2f} dB PSNR on the curve's views); the quality target is {target:.2f} dB."
+            f"A latent fit decoded by the given decoder cannot exceed the autoencoder's own reconstruction of the "
+            f"held-out views ({ceiling:.2f} dB PSNR on the curve's views; decoder steps fine-tune the decoder past "
+            f"it); the quality target is {target:.2f} dB."
         )
     ae = report["one_off"].get("autoencoder", {})
     ae = ae.get("trained", ae)  # a given autoencoder that ltn-train-ae made records its training too

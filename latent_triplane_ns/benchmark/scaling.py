@@ -103,6 +103,7 @@ def run_timed(spec: RunSpec, log: Path) -> Dict[str, float]:
     """Runs a command, polling the peak resident memory of each of its processes; wall seconds and the peak of the
     largest process (a rank, under torchrun)."""
     env = dict(os.environ, OMP_NUM_THREADS=str(spec.threads), HF_HUB_OFFLINE="1")
+    log.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     with open(log, "w") as out:
         process = subprocess.Popen(spec.command, env=env, stdout=out, stderr=subprocess.STDOUT)

@@ -40,14 +40,12 @@ class Common:
     """Rays per step and rank."""
 
 
-def stage2_args(common: Common, run: str, num_scenes: int, steps: int, data: Path, basis: Path | None = None):
-    """ns-train arguments of a latent-triplane-small run on `num_scenes` procedural cars: against a frozen basis
-    checkpoint when one is given, otherwise learning the basis and the MLP with the scenes (shared parameters
-    that the ranks average at every step)."""
-    frozen = ["--pipeline.model.basis-checkpoint", str(basis)] if basis is not None else []
+def ns_train_args(common: Common, method: str, run: str, steps: int, num_scenes: int, data: Path, model: List[str]):
+    """ns-train arguments of a `method` run on `num_scenes` procedural cars, with the model flags `model`, the
+    common settings and the runs' autoencoder; nerfstudio's own evaluations off (each run ends with eval.json)."""
     return [
-        "latent-triplane-small",
-        *frozen,
+        method,
+        *model,
         *("--output-dir", str(common.output_dir / "runs"), "--experiment-name", run, "--timestamp", "run"),
         *("--vis", "tensorboard", "--machine.device-type", "cpu", "--logging.local-writer.enable", "False"),
         *("--max-num-iterations", str(steps), "--steps-per-save", str(steps)),
@@ -57,6 +55,14 @@ def stage2_args(common: Common, run: str, num_scenes: int, steps: int, data: Pat
         *autoencoder_args(common),
         *("procedural-cars", "--data", str(data), "--num-scenes", str(num_scenes)),
     ]
+
+
+def stage2_args(common: Common, run: str, num_scenes: int, steps: int, data: Path, basis: Path | None = None):
+    """ns-train arguments of a latent-triplane-small run on `num_scenes` procedural cars: against a frozen basis
+    checkpoint when one is given, otherwise learning the basis and the MLP with the scenes (shared parameters
+    that the ranks average at every step)."""
+    frozen = ["--pipeline.model.basis-checkpoint", str(basis)] if basis is not None else []
+    return ns_train_args(common, "latent-triplane-small", run, steps, num_scenes, data, frozen)
 
 
 def autoencoder_args(common: Common) -> List[str]:
@@ -183,10 +189,58 @@ class Ranks:
         CONSOLE.print(md.read_text())
 
 
-def _eval_info(common: Common, name: str) -> dict:
+@dataclass
+class Stage1:
+    """Stage 1 (latent-triplane-ae-small from the runs' autoencoder: scenes fitted with it frozen, then autoencoder,
+    basis and scenes jointly) at N scenes: 1 process with 2 threads against 2 ranks with 1 thread each, the same
+    steps. Each rank takes a full batch per step from its own scenes, so 2 ranks do twice the work of a step; the
+    shared parameters (basis, MLP, and the autoencoder in the joint phase) are averaged over the ranks every step."""
+
+    common: Common = field(default_factory=Common)
+    """Run settings (epochs is not used: the steps are given here)."""
+    num_scenes: int = 20
+    """N."""
+    fit_steps: int = 300
+    """Steps with the autoencoder frozen."""
+    joint_steps: int = 100
+    """Steps training the autoencoder, the basis and the scenes jointly."""
+
+    def main(self) -> None:
+        rows = []
+        data = self.common.output_dir / "data" / f"cars-{self.num_scenes}"
+        steps = self.fit_steps + self.joint_steps
+        method = "latent-triplane-ae-small"
+        for ranks, threads in ((1, 2), (2, 1)):
+            name = f"stage1-ranks{ranks}-threads{threads}"
+            model = ["--pipeline.model.fit-steps", str(self.fit_steps)]
+            args = ns_train_args(self.common, method, name, steps, self.num_scenes, data, model)
+            timed = run_timed(RunSpec(name, torchrun(ranks, args), threads), self.common.output_dir / f"{name}.log")
+            info = _eval_info(self.common, name, method)
+            seconds = max(info["train_seconds"])
+            rows.append(
+                {
+                    "ranks": ranks,
+                    "threads_per_rank": threads,
+                    "steps": steps,
+                    "train_seconds": seconds,
+                    "steps_per_second": steps / seconds,
+                    "rank_steps_per_second": ranks * steps / seconds,
+                    "throughput_speedup": 1.0 if ranks == 1 else ranks * rows[0]["train_seconds"] / seconds,
+                    "psnr": info["results"].get("psnr"),
+                    "peak_rss_gib_per_rank": timed["peak_rss_gib"],
+                }
+            )
+            CONSOLE.print(rows[-1])
+        phases = f"{self.fit_steps} fit + {self.joint_steps} joint steps"
+        title = f"N={self.num_scenes}, stage 1 ({phases}): ranks against threads"
+        _, md = ScalingReport({title: rows}).write(self.common.output_dir / "stage1")
+        CONSOLE.print(md.read_text())
+
+
+def _eval_info(common: Common, name: str, method: str = "latent-triplane-small") -> dict:
     import json
 
-    return json.loads((common.output_dir / "runs" / name / "latent-triplane-small" / "run" / "eval.json").read_text())
+    return json.loads((common.output_dir / "runs" / name / method / "run" / "eval.json").read_text())
 
 
 def entrypoint() -> None:
@@ -195,6 +249,7 @@ def entrypoint() -> None:
         Annotated[Field, tyro.conf.subcommand("field")],
         Annotated[Stage2, tyro.conf.subcommand("stage2")],
         Annotated[Ranks, tyro.conf.subcommand("ranks")],
+        Annotated[Stage1, tyro.conf.subcommand("stage1")],
     ]
     tyro.cli(command).main()  # type: ignore[call-overload]
 
