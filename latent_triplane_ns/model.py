@@ -94,7 +94,7 @@ class LatentTriplaneModelConfig(ModelConfig):
     """Whole training views rendered and decoded per decoder step."""
     decoder_ae_loss_mult: float = 0.0
     """Weight of MSE(D(E(image)), image) in the decoder steps, which keeps the decoder a decoder of the encoder's
-    latents (the encoder itself stays frozen). 0 by default: on 5 new cars, 300 decoder steps gave 23.12 dB without
+    latents (the encoder itself stays frozen). 0 by default: on 5 new cars, 300 decoder steps at lr 1e-4 gave 23.12 dB without
     it and 23.09 dB with 0.1, in 148 s against 234 s of training."""
     collider_params: Optional[Dict[str, float]] = field(default_factory=lambda: {"near_plane": 1.0, "far_plane": 4.2})
     """Near and far distances of every ray (the default suits cameras at radius 2.6 around a [-1, 1]^3 object)."""
