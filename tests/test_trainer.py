@@ -12,11 +12,13 @@ from conftest import reduced_config, run_training
 
 def test_the_decay_follows_max_num_iterations_and_config_records_the_autoencoder(tiny_collection, tmp_path):
     config = reduced_config("latent-triplane-small", tiny_collection, tmp_path, steps=30)
-    preset = {name: group["scheduler"].max_steps for name, group in config.optimizers.items()}
-    assert set(preset.values()) == {3000}  # the preset's schedule is written for 3000 steps
+    scheduled = {name: group["scheduler"] for name, group in config.optimizers.items() if group["scheduler"]}
+    assert set(scheduled) == {"micro_planes", "basis_weights", "basis", "mlp"}  # the decoder's rate stays flat
+    assert {scheduler.max_steps for scheduler in scheduled.values()} == {3000}  # written for 3000 steps
     trainer = run_training(config)
+    assert set(trainer.optimizers.optimizers) == set(scheduled)  # no decoder group without decoder steps
     for name, optimizer in trainer.optimizers.optimizers.items():
-        final = config.optimizers[name]["scheduler"].lr_final
+        final = scheduled[name].lr_final
         # after its 30 steps the run ends at the schedule's final rate, not at 0.99 of the initial one
         assert optimizer.param_groups[0]["lr"] == pytest.approx(final, rel=0.15), name
     saved = yaml.load((trainer.base_dir / "config.yml").read_text(), Loader=yaml.Loader)
