@@ -41,6 +41,10 @@ CAMERA_DISTANCE = 2.2
 """The browser's camera is dollied out (mouse wheel) to this distance from the object's centre (viser's initial
 camera sits inside the object)."""
 TIMEOUT_S = 90.0
+SETTLED_S = 4.0
+"""A frame counts as the render of the last camera once it has not changed for this long. After the camera stops
+the viewer renders up to three times (moving, static low, static high) at about a second each on a CPU, and a render
+that a newer camera interrupts is never shown, so a shorter wait can return an older camera's frame."""
 VIEWPORT = {"width": 1280, "height": 800}
 
 
@@ -204,10 +208,11 @@ class ViewerPage:
         return self.cameras[-1]
 
     def wait_for_frame(self, log_file: Path, different_from: Optional[Frame] = None) -> Frame:
-        """Polls screenshots of the render area until a non-uniform frame at full "Max res" stays unchanged (and
-        differs from `different_from` when given), and returns it with the camera the page last sent."""
+        """Polls screenshots of the render area until a non-uniform frame at full "Max res" stays unchanged for
+        SETTLED_S with no new camera (and differs from `different_from` when given), and returns it with the camera
+        the page last sent."""
         deadline = time.monotonic() + TIMEOUT_S
-        previous = None
+        previous, settled_since = None, time.monotonic()
         while time.monotonic() < deadline:
             self.page.wait_for_timeout(700)
             box = self.render_area()
@@ -219,14 +224,16 @@ class ViewerPage:
                 and max(frame.resolution) == MAX_RES
                 and (different_from is None or frame.difference(different_from) > 0.01)
             )
-            if (
+            unchanged = (
                 ready
                 and previous is not None
                 and frame.camera is previous.camera
                 and frame.difference(previous) < 0.002
-            ):
+            )
+            if not unchanged:
+                previous, settled_since = (frame if ready else None), time.monotonic()
+            elif time.monotonic() - settled_since >= SETTLED_S:
                 return frame
-            previous = frame if ready else None
         pytest.fail(f"no new rendered frame within {TIMEOUT_S:.0f} s; viewer log:\n{tail(log_file)}")
 
 
