@@ -1,4 +1,4 @@
-"""Training the compact AutoencoderKL as a plain image autoencoder on a collection (the AE warm-up)."""
+"""Training the compact autoencoder as a plain image autoencoder on a collection (the one-off AE warm-up)."""
 
 from __future__ import annotations
 
@@ -35,10 +35,14 @@ CHECKPOINT_FILE = "checkpoint.pt"
 
 @dataclass
 class AETrainingConfig:
-    """How the compact AutoencoderKL is trained from scratch on the collection's training images."""
+    """How the compact autoencoder is trained from scratch on the collection's training images."""
 
-    architecture: CompactAEConfig = field(default_factory=CompactAEConfig)
-    """The compact AutoencoderKL trained."""
+    architecture: CompactAEConfig = field(
+        default_factory=lambda: CompactAEConfig(kind="tiny", block_out_channels=(64, 64, 64))
+    )
+    """The compact autoencoder trained. By default an AutoencoderTiny with 4x downsampling (3 levels of 64) and 4
+    latent channels: on the same 100 cars it reached 26.4 dB held-out after 174 steps, where the 8x one (4 levels)
+    took 2,700 steps (see the README's autoencoder table)."""
     batch_size: int = 8
     """Images per step."""
     crop_size: Optional[int] = None
@@ -47,10 +51,11 @@ class AETrainingConfig:
     """Peak Adam learning rate (cosine decay to 5% over the budget, after a short warm-up)."""
     kl_weight: float = 1e-6
     """Weight of the KL term of the posterior; tiny, as for SD's VAE."""
-    object_weight: float = 1.0
+    object_weight: float = 10.0
     """Weight of the reconstruction error on object pixels (those that differ from the white background) against
     1 on the background; the loss is the weighted mean. Objects covering a tenth of a view get a tenth of a plain
-    MSE, so their colours are learned last. 1: the plain MSE."""
+    MSE, so their colours are learned last. 1: the plain MSE; 10 gained 0.9 dB on object pixels and 0.2 dB on whole
+    views in 6 minutes."""
     max_minutes: float = 10.0
     """Wall-clock budget of the training."""
     max_steps: int = 100_000
@@ -202,7 +207,7 @@ def train_autoencoder(
     resume: Optional[Dict[str, Any]] = None,
     save_checkpoint: Optional[Callable[[Dict[str, Any]], None]] = None,
 ) -> Tuple[object, AETrainingResult]:
-    """Trains an AutoencoderKL on (N, 3, H, W) images in [0, 1] until a budget runs out; keeps the best weights.
+    """Trains an autoencoder on (N, 3, H, W) images in [0, 1] until a budget runs out; keeps the best weights.
 
     Args:
         config: the recipe and budget.
@@ -210,7 +215,7 @@ def train_autoencoder(
         eval_images: held-out images whose reconstruction PSNR is measured and used to keep the best weights.
         device: torch device.
         on_progress: called with {"step", "seconds", "train_psnr", "eval_psnr"?} after every step.
-        vae: start from these weights instead of a fresh compact AutoencoderKL.
+        vae: start from these weights instead of a fresh compact autoencoder.
         resume: a training state that `save_checkpoint` was given: training continues from it (weights, optimizer,
             step, clock, random state, best weights and curve), as if it had never stopped.
         save_checkpoint: called with the training state every `config.checkpoint_every_seconds` of training and
@@ -449,7 +454,7 @@ class TrainingCheckpoints:
 
 
 def save_trained_autoencoder(vae, output_dir: Path, stats: Dict[str, List[float]], log: Dict[str, object]) -> Path:
-    """Writes the AutoencoderKL (`save_pretrained`), its latent statistics and the training log (the folder's
+    """Writes the autoencoder (`save_pretrained`), its latent statistics and the training log (the folder's
     marker), replacing an earlier autoencoder folder atomically; any other existing folder is refused."""
     with atomic_directory(Path(output_dir), marker=TRAINING_LOG_FILE) as tmp:
         vae.save_pretrained(str(tmp), safe_serialization=True)

@@ -1,4 +1,4 @@
-"""`ltn-train-ae`: train the compact AutoencoderKL on a scene collection's images (the one-off AE warm-up)."""
+"""`ltn-train-ae`: train the compact autoencoder on a scene collection's images (the one-off AE warm-up)."""
 
 from __future__ import annotations
 
@@ -17,12 +17,12 @@ from latent_triplane_ns.quiet import silence_harmless_warnings
 
 @dataclass
 class TrainAutoencoder:
-    """Train the compact AutoencoderKL from scratch on a collection and write it as a local pretrained folder."""
+    """Train the compact autoencoder from scratch on a collection and write it as a local pretrained folder."""
 
     data: Path
     """Scene collection (folder of blender/nerfstudio scene folders) whose training images it learns from."""
     output_dir: Path = Path("outputs/autoencoder")
-    """Where the AutoencoderKL is written (diffusers layout, plus latent statistics and the training curve). An
+    """Where the autoencoder is written (diffusers layout, plus latent statistics and the training curve). An
     existing folder is replaced only if an earlier `ltn-train-ae` wrote it. While training, checkpoints go to
     `<output-dir>.partial` beside it: rerunning the same command after a kill resumes from the latest one."""
     scene_range: Optional[Tuple[int, int]] = None
