@@ -42,7 +42,7 @@ class AETrainingConfig:
     )
     """The compact autoencoder trained. By default an AutoencoderTiny with 4x downsampling (3 levels of 64) and 4
     latent channels: on the same 100 cars it reached 26.4 dB held-out after 174 steps, where the 8x one (4 levels)
-    took 2,700 steps (see the README's autoencoder table)."""
+    took 2,700 steps (see the README's "The shipped autoencoder")."""
     batch_size: int = 8
     """Images per step."""
     crop_size: Optional[int] = None

@@ -68,7 +68,8 @@ class Demo:
     stage1_joint_steps: int = 0
     """Stage-1 steps training autoencoder, basis and scenes jointly (0: the autoencoder stays frozen). 0 by default:
     200 joint steps took the shipped autoencoder's reconstruction of the new cars from 31.7 to 20.2 dB, and stage 2's
-    decoded views at its step 500 to 19.2 dB (the README's "The joint phase and a strong autoencoder")."""
+    decoded views at its step 500 to 19.2 dB (the README's "A sharper autoencoder needs stage 1 without its joint
+    phase")."""
     stage2_steps: int = 600
     """Stage-2 steps on the new scenes."""
     stage2_decoder_steps: int = 300
