@@ -107,51 +107,6 @@ def test_triplane_rgb_one_scene_loss_falls(tiny_collection, tmp_path):
     assert after < 0.5 * before
 
 
-def test_toy_benchmark_end_to_end(tmp_path):
-    """The whole command on the toy preset: data, autoencoder, basis, three methods, JSON, table and plots."""
-    from latent_triplane_ns.scripts.benchmark import entrypoint
-
-    out = tmp_path / "bench"
-    entrypoint(["--preset", "toy", "--output-dir", str(out)])
-    report = json.loads((out / "benchmark.json").read_text())
-    assert set(report["methods"]) == {"triplane-rgb", "latent-micro", "latent-micro-macro"}
-    assert report["machine"]["versions"]["nerfstudio"] == metadata.version("nerfstudio")
-    assert report["settings"]["preset"] == "toy"
-    for name, result in report["methods"].items():
-        assert len(result["curve"]) >= 2, name
-        for point in result["curve"]:
-            assert math.isfinite(point["psnr"]) and math.isfinite(point["ssim"]), name
-        assert result["curve"][-1]["train_seconds"] >= 0.03 * 60
-        assert math.isfinite(result["final"]["psnr"]) and result["final"]["num_views"] == 2 * 2
-        assert result["rays_per_second"] > 0 and result["peak_rss_bytes"] > 0
-        assert result["render"]["fps"] > 0 and result["render"]["decode_seconds"] >= 0
-        assert set(result["effective_memory_bytes"]) == {"1", "10", "100", "1000", "10000"}
-    methods = report["methods"]
-    # effective memory per scene at N = 1000, by hand from the counted bytes: per-scene + shared / N
-    rgb, mm = methods["triplane-rgb"]["parameters"], methods["latent-micro-macro"]["parameters"]
-    by_hand = (mm["per_scene_bytes"] + mm["shared_bytes"] / 1000) / (
-        rgb["per_scene_bytes"] + rgb["shared_bytes"] / 1000
-    )
-    assert methods["latent-micro-macro"]["effective_memory_ratio"]["1000"] == pytest.approx(by_hand)
-    target = methods["triplane-rgb"]["curve"][-1]["psnr"] - report["settings"]["target_margin_db"]
-    assert report["targets"]["quality_target_psnr"] == pytest.approx(target)
-    # Micro-Macro was fitted against the frozen basis: only its per-scene parameters were optimised
-    assert methods["latent-micro-macro"]["trainable_parameter_groups"] == ["basis_weights", "micro_planes"]
-    assert methods["latent-micro"]["parameters"]["shared"]["basis"] == 0
-    # the basis stage is the paper's stage 1: its steps with the autoencoder frozen, then joint ones
-    basis = report["one_off"]["basis"]
-    assert basis["steps"] == basis["fit_steps"] + basis["joint_steps"] == 4 + 2
-    basis_dir = Path(basis["path"])
-    assert (basis_dir / "basis.json").is_file() and (basis_dir.parent / "basis_before_joint" / "basis.json").is_file()
-    assert set(report["targets"]["verdicts"]) == {"latent-micro", "latent-micro-macro"}
-    table = (out / "benchmark.md").read_text()
-    assert "| method | final PSNR (dB) |" in table
-    for label in ("triplane-rgb (baseline)", "per-scene planes only", "Micro-Macro"):
-        assert label in table
-    for plot in ("psnr_vs_time.png", "memory_per_scene.png"):
-        assert (out / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-
-
 @pytest.fixture
 def other_collection(tiny_collection, tmp_path):
     """A collection the generator did not write: scene folders of other names, no collection.json or scene.json."""
@@ -266,9 +221,52 @@ def test_stage_records_reuse_only_a_complete_stage_of_the_same_settings(tmp_path
     assert runs == [1, 1, 1, 1, 1] and "cannot be read" in lines[-1]
 
 
+def check_toy_report(out: Path) -> dict:
+    """The whole toy benchmark's outputs in `out`: data, autoencoder, basis, three methods, JSON, table and plots."""
+    report = json.loads((out / "benchmark.json").read_text())
+    assert set(report["methods"]) == {"triplane-rgb", "latent-micro", "latent-micro-macro"}
+    assert report["machine"]["versions"]["nerfstudio"] == metadata.version("nerfstudio")
+    assert report["settings"]["preset"] == "toy"
+    for name, result in report["methods"].items():
+        assert len(result["curve"]) >= 2, name
+        for point in result["curve"]:
+            assert math.isfinite(point["psnr"]) and math.isfinite(point["ssim"]), name
+        assert result["curve"][-1]["train_seconds"] >= 0.03 * 60
+        assert math.isfinite(result["final"]["psnr"]) and result["final"]["num_views"] == 2 * 2
+        assert result["rays_per_second"] > 0 and result["peak_rss_bytes"] > 0
+        assert result["render"]["fps"] > 0 and result["render"]["decode_seconds"] >= 0
+        assert set(result["effective_memory_bytes"]) == {"1", "10", "100", "1000", "10000"}
+    methods = report["methods"]
+    # effective memory per scene at N = 1000, by hand from the counted bytes: per-scene + shared / N
+    rgb, mm = methods["triplane-rgb"]["parameters"], methods["latent-micro-macro"]["parameters"]
+    by_hand = (mm["per_scene_bytes"] + mm["shared_bytes"] / 1000) / (
+        rgb["per_scene_bytes"] + rgb["shared_bytes"] / 1000
+    )
+    assert methods["latent-micro-macro"]["effective_memory_ratio"]["1000"] == pytest.approx(by_hand)
+    target = methods["triplane-rgb"]["curve"][-1]["psnr"] - report["settings"]["target_margin_db"]
+    assert report["targets"]["quality_target_psnr"] == pytest.approx(target)
+    # Micro-Macro was fitted against the frozen basis: only its per-scene parameters were optimised
+    assert methods["latent-micro-macro"]["trainable_parameter_groups"] == ["basis_weights", "micro_planes"]
+    assert methods["latent-micro"]["parameters"]["shared"]["basis"] == 0
+    # the basis stage is the paper's stage 1: its steps with the autoencoder frozen, then joint ones
+    basis = report["one_off"]["basis"]
+    assert basis["steps"] == basis["fit_steps"] + basis["joint_steps"] == 4 + 2
+    basis_dir = Path(basis["path"])
+    assert (basis_dir / "basis.json").is_file() and (basis_dir.parent / "basis_before_joint" / "basis.json").is_file()
+    assert set(report["targets"]["verdicts"]) == {"latent-micro", "latent-micro-macro"}
+    table = (out / "benchmark.md").read_text()
+    assert "| method | final PSNR (dB) |" in table
+    for label in ("triplane-rgb (baseline)", "per-scene planes only", "Micro-Macro"):
+        assert label in table
+    for plot in ("psnr_vs_time.png", "memory_per_scene.png"):
+        assert (out / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    return report
+
+
 def test_a_killed_toy_benchmark_rerun_reuses_its_finished_stages(tmp_path, capsys):
-    """SIGKILL once the autoencoder stage is recorded and the basis stage has started; the rerun into the same folder
-    reuses the autoencoder (with the figures the first run measured), restarts the basis saying why, and reports."""
+    """The toy preset end to end, killed once: SIGKILL once the autoencoder stage is recorded and the basis stage has
+    started; the rerun into the same folder reuses the autoencoder (with the figures the first run measured), restarts
+    the basis saying why, and writes the whole report."""
     import os
     import signal
     import subprocess
@@ -301,13 +299,12 @@ def test_a_killed_toy_benchmark_rerun_reuses_its_finished_stages(tmp_path, capsy
     output = " ".join(capsys.readouterr().out.split())
     assert "autoencoder: reused from the earlier run into this output folder" in output
     assert "basis: an earlier run did not finish" in output and "starts again from step 0" in output
-    report = json.loads((out / "benchmark.json").read_text())
+    report = check_toy_report(out)  # complete, as a run that was never killed
     ae = report["one_off"]["autoencoder"]
     assert ae["reused"] and ae["seconds"] == first["figures"]["seconds"] > 0  # the first run's measurement
     assert ae["seconds"] == json.loads((out / "autoencoder" / "ltn_ae_training.json").read_text())["seconds"]
     assert set(report["reused_stages"]) == {"generate", "autoencoder"}
-    assert "reused" not in report["one_off"]["basis"] and report["one_off"]["basis"]["steps"] == 4 + 2
-    assert set(report["methods"]) == {"triplane-rgb", "latent-micro", "latent-micro-macro"}
+    assert "reused" not in report["one_off"]["basis"]
     table = (out / "benchmark.md").read_text()
     assert "held-out reconstruction PSNR" in table and "(reused from an earlier run)" in table
     assert "which reused autoencoder from an earlier run into the same folder" in table
