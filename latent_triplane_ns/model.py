@@ -115,6 +115,8 @@ class LatentTriplaneModel(Model):
 
     def populate_modules(self) -> None:
         super().populate_modules()
+        # the scene box as a buffer, so that it follows the model to its device (SceneBox is not a module)
+        self.register_buffer("aabb", self.scene_box.aabb.clone(), persistent=False)
         metadata = self.kwargs.get("metadata") or {}
         self.scene_names: List[str] = list(metadata.get("scene_names") or ["scene"])
         num_scenes = len(self.scene_names)
@@ -275,10 +277,13 @@ class LatentTriplaneModel(Model):
         default = self.viewer_scene or 0
         return torch.full((n,), default, dtype=torch.long, device=ray_bundle.origins.device)
 
+    def normalized_positions(self, positions: Float[Tensor, "*batch 3"]) -> Float[Tensor, "*batch 3"]:
+        """World-space positions -> [-1, 1]^3 over the scene box, on the model's device."""
+        return SceneBox.get_normalized_positions(positions, self.aabb) * 2.0 - 1.0
+
     def _field_at(self, positions: Tensor, scenes: Tensor) -> Dict[str, Tensor]:
         """Field outputs at sample positions (rays, samples, 3) in world space, each ray in its scene."""
-        normalized = SceneBox.get_normalized_positions(positions, self.scene_box.aabb) * 2.0 - 1.0
-        return self.field(normalized, scenes)
+        return self.field(self.normalized_positions(positions), scenes)
 
     def get_outputs(self, ray_bundle: RayBundle) -> Dict[str, Tensor]:  # type: ignore[override]
         self.check_weights_loaded()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 import pytest
@@ -178,3 +179,19 @@ def test_decoder_steps_need_an_autoencoder(tiny_collection, tmp_path):
     config = reduced_config("triplane-rgb", tiny_collection, tmp_path, decoder_steps=5)
     with pytest.raises(InputError, match="decoder_steps"):
         config.setup(local_rank=0, world_size=1).setup()
+
+
+
+def test_the_scene_box_follows_the_model_to_its_device(trained):
+    """On a GPU the model moves to CUDA while nerfstudio's SceneBox (not a module) stays on the CPU, so every ray
+    failed with "found at least two devices" (seen on an H200). The meta device stands in for CUDA here: a CPU tensor
+    mixed into it fails the same way."""
+    trainer, _, _ = trained
+    model = trainer.pipeline.model
+    world = torch.tensor([[0.0, 0.0, 0.0], [1.0, -1.0, 0.5]])
+    box = model.scene_box.aabb
+    expected = (world - box[0]) / (box[1] - box[0]) * 2.0 - 1.0
+    assert torch.allclose(model.normalized_positions(world), expected)
+    meta = copy.deepcopy(model).to("meta")
+    moved = meta.normalized_positions(world.to("meta"))
+    assert moved.device.type == "meta" and moved.shape == (2, 3)
