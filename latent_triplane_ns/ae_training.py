@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from latent_triplane_ns.atomic import atomic_directory, atomic_file, check_replaceable
 from latent_triplane_ns.autoencoder import LATENT_STATS_FILE, CompactAEConfig, encode_latents
@@ -56,6 +57,13 @@ class AETrainingConfig:
     1 on the background; the loss is the weighted mean. Objects covering a tenth of a view get a tenth of a plain
     MSE, so their colours are learned last. 1: the plain MSE; 10 gained 0.9 dB on object pixels and 0.2 dB on whole
     views in 6 minutes."""
+    equivariance_weight: float = 0.0
+    """Weight of an equivariance loss in the spirit of EQ-VAE: the decoder must turn a spatially transformed latent
+    (a random quarter turn, and half the time also halved in size) into the same transform of the image. It asks
+    for a latent that behaves like an image under moves, which the Tri-Planes must reproduce from every view. 0: off."""
+    ema_decay: Optional[float] = None
+    """Decay of an exponential moving average of the weights (torch's `AveragedModel`); the average is what is
+    measured, kept as the best and saved. None: the raw weights."""
     max_minutes: float = 10.0
     """Wall-clock budget of the training."""
     max_steps: int = 100_000
@@ -123,6 +131,52 @@ def object_mask(images: Float[Tensor, "B 3 H W"]) -> Float[Tensor, "B 1 H W"]:
     return ((1.0 - images).amax(dim=1, keepdim=True) > 1.0 / 255).float()
 
 
+LatentTransform = Callable[[Tensor, Tensor], Tuple[Tensor, Tensor]]
+"""A spatial transform applied alike to latents (B, C, h, w) and their images (B, 3, H, W) in [0, 1]."""
+
+
+def random_transform(generator: torch.Generator) -> LatentTransform:
+    """A random equivariance transform: a quarter turn by 1, 2 or 3, and half the time also halved in size (area
+    averaging, on the latent and the image alike)."""
+    turns = int(torch.randint(1, 4, (1,), generator=generator))
+    halve = bool(torch.rand(1, generator=generator) < 0.5)
+
+    def transform(z: Tensor, images: Tensor) -> Tuple[Tensor, Tensor]:
+        z, images = torch.rot90(z, turns, dims=(2, 3)), torch.rot90(images, turns, dims=(2, 3))
+        if halve:
+            z, images = F.avg_pool2d(z, 2), F.avg_pool2d(images, 2)
+        return z, images
+
+    return transform
+
+
+def weighted_mse(
+    reconstruction: Float[Tensor, "B 3 H W"], images: Float[Tensor, "B 3 H W"], object_weight: float = 1.0
+) -> Float[Tensor, ""]:
+    """MSE of a reconstruction on the [-1, 1] scale against images in [0, 1], the object's pixels (`object_mask`)
+    weighted `object_weight` times against 1 on the background (the weighted mean; 1: the plain MSE)."""
+    x = images.float() * 2.0 - 1.0
+    if object_weight == 1.0:
+        return F.mse_loss(reconstruction.float(), x)
+    weight = 1.0 + (object_weight - 1.0) * object_mask(images.float())
+    squared = (reconstruction.float() - x).pow(2).mean(dim=1, keepdim=True)
+    return (weight * squared).sum() / weight.sum()
+
+
+def training_losses(
+    vae, images: Float[Tensor, "B 3 H W"], object_weight: float = 1.0, transform: Optional[LatentTransform] = None
+) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
+    """`autoencoder_losses`, and the equivariance loss of the same latents under `transform` (None without one):
+    the weighted MSE of D(T(z)) against T(image)."""
+    z, kl = encode_latents(vae, images * 2.0 - 1.0, mode="sample")
+    mse = weighted_mse(vae.decode(z).sample, images, object_weight)
+    kl = kl if kl is not None else images.new_zeros(())
+    if transform is None:
+        return mse, kl, None
+    moved_z, moved_images = transform(z, images)
+    return mse, kl, weighted_mse(vae.decode(moved_z).sample, moved_images, object_weight)
+
+
 def autoencoder_losses(vae, images: Float[Tensor, "B 3 H W"], object_weight: float = 1.0) -> Tuple[Tensor, Tensor]:
     """The compact autoencoder's training losses, shared by `ltn-train-ae` and stage 1's warm-up: the MSE of the
     reconstruction of a posterior draw, on the [-1, 1] scale, and the posterior's mean KL divergence (0 for an
@@ -134,15 +188,8 @@ def autoencoder_losses(vae, images: Float[Tensor, "B 3 H W"], object_weight: flo
         object_weight: weight of the object's pixels (`object_mask`) against 1 on the background; the MSE is the
             weighted mean (1: the plain MSE).
     """
-    x = images * 2.0 - 1.0
-    z, kl = encode_latents(vae, x, mode="sample")
-    reconstruction = vae.decode(z).sample
-    kl = kl if kl is not None else x.new_zeros(())
-    if object_weight == 1.0:
-        return F.mse_loss(reconstruction.float(), x.float()), kl
-    weight = 1.0 + (object_weight - 1.0) * object_mask(images.float())
-    squared = (reconstruction.float() - x.float()).pow(2).mean(dim=1, keepdim=True)
-    return (weight * squared).sum() / weight.sum(), kl
+    mse, kl, _ = training_losses(vae, images, object_weight)
+    return mse, kl
 
 
 def _reconstructions(vae, images: Tensor, batch_size: int, bf16: bool = False):
@@ -228,6 +275,10 @@ def train_autoencoder(
     vae = vae.to(device).train()
     vae.requires_grad_(True)
     optimizer = torch.optim.Adam(vae.parameters(), lr=config.lr)
+    ema = None
+    if config.ema_decay is not None:
+        ema = AveragedModel(vae, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True)
+    measured = vae if ema is None else ema.module  # the weights measured, kept as the best and returned
     generator = torch.Generator().manual_seed(config.seed)
     budget = config.max_minutes * 60.0
     use_bf16 = config.precision == "bf16" or (config.precision == "auto" and bf16_is_fast(device))
@@ -239,6 +290,8 @@ def train_autoencoder(
     if resume is not None:
         vae.load_state_dict(resume["model"])
         optimizer.load_state_dict(resume["optimizer"])
+        if ema is not None:
+            ema.load_state_dict(resume["ema"])
         step, elapsed, last_eval = int(resume["step"]), float(resume["seconds"]), float(resume["last_eval"])
         best = (float(resume["best_psnr"]), resume["best_model"])
         curve, resumed = list(resume["curve"]), [*resume["resumed"], {"step": step, "seconds": round(elapsed, 3)}]
@@ -258,6 +311,7 @@ def train_autoencoder(
                 "seconds": now,
                 "last_eval": last_eval,
                 "model": vae.state_dict(),
+                "ema": ema.state_dict() if ema is not None else None,
                 "optimizer": optimizer.state_dict(),
                 "best_psnr": best[0],
                 "best_model": best[1],
@@ -286,14 +340,19 @@ def train_autoencoder(
             top = int(torch.randint(0, (height - config.crop_size) // 8 + 1, (1,), generator=generator)) * 8
             left = int(torch.randint(0, (width - config.crop_size) // 8 + 1, (1,), generator=generator)) * 8
             x = x[:, :, top : top + config.crop_size, left : left + config.crop_size]
+        transform = random_transform(generator) if config.equivariance_weight > 0 else None
         with torch.autocast(device.split(":")[0], dtype=torch.bfloat16, enabled=use_bf16):
-            mse, kl = autoencoder_losses(vae, x.to(device), config.object_weight)
+            mse, kl, equivariance = training_losses(vae, x.to(device), config.object_weight, transform)
         loss = mse + config.kl_weight * kl
+        if equivariance is not None:
+            loss = loss + config.equivariance_weight * equivariance
         if not torch.isfinite(loss):
             raise FloatingPointError(f"autoencoder loss became {float(loss)} at step {step}; lower the learning rate")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if ema is not None:
+            ema.update_parameters(vae)
         step += 1
         now = time.perf_counter() - start
         record = {
@@ -302,13 +361,15 @@ def train_autoencoder(
             "lr": lr,
             "train_psnr": float(psnr_from_mse(mse.detach(), RECIPE_RANGE)),
         }
+        if equivariance is not None:
+            record["equivariance_psnr"] = float(psnr_from_mse(equivariance.detach(), RECIPE_RANGE))
         finishing = now >= budget or step >= config.max_steps
         if now - last_eval >= config.eval_every_seconds or finishing:
             # On a fixed subset, so that measuring stays a small part of the budget; the clock restarts after it.
-            record["eval_psnr"] = reconstruction_psnr(vae, progress_images, bf16=use_bf16)
+            record["eval_psnr"] = reconstruction_psnr(measured, progress_images, bf16=use_bf16)
             curve.append({k: round(v, 3) for k, v in record.items()})
             if record["eval_psnr"] > best[0]:
-                best = (record["eval_psnr"], {k: v.detach().clone() for k, v in vae.state_dict().items()})
+                best = (record["eval_psnr"], {k: v.detach().clone() for k, v in measured.state_dict().items()})
             last_eval = time.perf_counter() - start
         if save_checkpoint is not None and (finishing or now - last_checkpoint >= config.checkpoint_every_seconds):
             last_checkpoint, saved_step = checkpoint(), step
@@ -320,6 +381,8 @@ def train_autoencoder(
         checkpoint()
     if best[1] is not None:
         vae.load_state_dict(best[1])
+    elif ema is not None:
+        vae.load_state_dict(ema.module.state_dict())
     vae.requires_grad_(False)
     vae.eval()
     result = AETrainingResult(

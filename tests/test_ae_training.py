@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -132,7 +133,8 @@ def test_images_whose_sides_are_not_multiples_of_the_factor_are_cropped(tmp_path
     assert torch.equal(cropped, full[..., :32, :32])  # the top-left, as ns-train crops
 
 
-def test_a_run_resumed_from_a_checkpoint_continues_exactly(tiny_collection):
+@pytest.mark.parametrize("ema_decay, equivariance_weight", [(None, 0.0), (0.9, 0.5)])
+def test_a_run_resumed_from_a_checkpoint_continues_exactly(tiny_collection, ema_decay, equivariance_weight):
     import io
 
     train = load_collection_images(tiny_collection, "train")[:8]
@@ -145,6 +147,8 @@ def test_a_run_resumed_from_a_checkpoint_continues_exactly(tiny_collection):
         checkpoint_every_seconds=0.0,
         precision="fp32",
         max_minutes=60.0,
+        ema_decay=ema_decay,
+        equivariance_weight=equivariance_weight,
     )
     saved = {}
 
@@ -292,3 +296,63 @@ def test_the_object_weighted_loss_and_the_object_psnr_by_hand():
     assert float(weighted) == pytest.approx((3 * 0.25 + 10 / 6) / 13)
     # object pixels only, on [0, 1]: decoded (0.5, 0.25, 0.25) against (0.5, 0, 0): MSE 1/24
     assert object_psnr(HalfDecoder(), images) == pytest.approx(10 * math.log10(24), abs=1e-4)
+
+
+class PoolingAutoencoder:
+    """Encoder: 4x4 average pooling; decoder: 4x nearest upsampling. Exact on images made of constant 8x8 blocks,
+    and it commutes with quarter turns and with halving: a perfectly equivariant autoencoder."""
+
+    def encode(self, x):
+        return SimpleNamespace(latents=torch.nn.functional.avg_pool2d(x, 4))
+
+    def decode(self, z):
+        return SimpleNamespace(sample=torch.nn.functional.interpolate(z, scale_factor=4, mode="nearest"))
+
+
+def test_the_equivariance_loss_is_zero_for_an_equivariant_autoencoder_and_not_otherwise():
+    from latent_triplane_ns.ae_training import random_transform, training_losses
+
+    torch.manual_seed(0)
+    blocks = torch.nn.functional.interpolate(torch.rand(2, 3, 2, 2), scale_factor=8, mode="nearest")  # 16 px
+    noisy = torch.rand(2, 3, 16, 16)
+    seen = set()
+    for seed in range(12):
+        transform = random_transform(torch.Generator().manual_seed(seed))
+        moved_z, moved_images = transform(torch.zeros(2, 4, 4, 4), blocks)
+        halved = moved_images.shape[-1] == 8
+        seen.add(halved)
+        assert moved_z.shape == ((2, 4, 2, 2) if halved else (2, 4, 4, 4))
+        assert not torch.equal(moved_images, blocks)  # a quarter turn at least: never the identity
+        mse, kl, equivariance = training_losses(PoolingAutoencoder(), blocks, transform=transform)
+        assert float(kl) == 0.0  # a deterministic latent
+        assert float(mse) == pytest.approx(0.0, abs=1e-10) and float(equivariance) == pytest.approx(0.0, abs=1e-10)
+        # on noise the decoder's own error shows, and it is the same error after a quarter turn
+        mse, _, equivariance = training_losses(PoolingAutoencoder(), noisy, transform=transform)
+        assert float(mse) > 0.01 and float(equivariance) > 0.01
+        if not halved:
+            assert float(equivariance) == pytest.approx(float(mse), rel=1e-5)
+    assert seen == {True, False}
+    assert training_losses(PoolingAutoencoder(), blocks)[2] is None
+
+
+def test_an_ema_of_decay_one_keeps_the_first_steps_weights(tiny_collection):
+    train = load_collection_images(tiny_collection, "train")[:8]
+    held_out = load_collection_images(tiny_collection, "test")[:4]
+
+    def trained(steps, ema_decay=None):
+        config = AETrainingConfig(
+            architecture=TINY,
+            max_steps=steps,
+            batch_size=2,
+            eval_every_seconds=0.0,
+            precision="fp32",
+            max_minutes=60.0,
+            ema_decay=ema_decay,
+        )
+        return train_autoencoder(config, train, held_out)[0].state_dict()
+
+    first, four, averaged = trained(1), trained(4), trained(4, ema_decay=1.0)
+    # the average starts as a copy of the weights after the first step and a decay of 1 never moves it
+    for name, weights in first.items():
+        assert torch.equal(averaged[name], weights), name
+    assert any(not torch.equal(four[name], weights) for name, weights in first.items())

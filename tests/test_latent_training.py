@@ -181,7 +181,6 @@ def test_decoder_steps_need_an_autoencoder(tiny_collection, tmp_path):
         config.setup(local_rank=0, world_size=1).setup()
 
 
-
 def test_the_scene_box_follows_the_model_to_its_device(trained):
     """On a GPU the model moves to CUDA while nerfstudio's SceneBox (not a module) stays on the CPU, so every ray
     failed with "found at least two devices" (seen on an H200). The meta device stands in for CUDA here: a CPU tensor
