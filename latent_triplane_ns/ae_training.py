@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 
 from latent_triplane_ns.atomic import atomic_directory, atomic_file, check_replaceable
 from latent_triplane_ns.autoencoder import LATENT_STATS_FILE, CompactAEConfig, encode_latents
@@ -62,8 +62,9 @@ class AETrainingConfig:
     (a random quarter turn, and half the time also halved in size) into the same transform of the image. It asks
     for a latent that behaves like an image under moves, which the Tri-Planes must reproduce from every view. 0: off."""
     ema_decay: Optional[float] = None
-    """Decay of an exponential moving average of the weights (torch's `AveragedModel`); the average is what is
-    measured, kept as the best and saved. None: the raw weights."""
+    """Decay of an exponential moving average of the weights (torch's `AveragedModel`, the decay warmed up as in
+    diffusers' `EMAModel`, see `ema_average`); the average is what is measured, kept as the best and saved. None: the
+    raw weights."""
     max_minutes: float = 10.0
     """Wall-clock budget of the training."""
     max_steps: int = 100_000
@@ -100,6 +101,19 @@ def bf16_is_fast(device: str) -> bool:
 
 WARMUP_STEPS = 50
 """Steps of linear learning-rate warm-up at the start of the training."""
+
+
+def ema_average(decay: float) -> Callable[[Tensor, Tensor, Tensor], Tensor]:
+    """`AveragedModel`'s update of one averaged tensor by the current one after n updates: an exponential moving
+    average whose decay warms up as diffusers' `EMAModel` does by default, min(decay, (1 + n) / (10 + n)). Without
+    the warm-up the first weights, close to the random ones, linger: a decay of 0.99 left the held-out reconstruction
+    at 17.5 dB after 330 steps, against 28.0 dB for the raw weights."""
+
+    def average(averaged: Tensor, current: Tensor, updates: Tensor) -> Tensor:
+        rate = torch.clamp((1.0 + updates) / (10.0 + updates), max=decay).to(averaged.dtype)
+        return averaged * rate + current * (1.0 - rate)
+
+    return average
 
 
 def learning_rate(config: AETrainingConfig, step: int, elapsed_seconds: float) -> float:
@@ -277,7 +291,7 @@ def train_autoencoder(
     optimizer = torch.optim.Adam(vae.parameters(), lr=config.lr)
     ema = None
     if config.ema_decay is not None:
-        ema = AveragedModel(vae, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True)
+        ema = AveragedModel(vae, avg_fn=ema_average(config.ema_decay), use_buffers=True)
     measured = vae if ema is None else ema.module  # the weights measured, kept as the best and returned
     generator = torch.Generator().manual_seed(config.seed)
     budget = config.max_minutes * 60.0

@@ -335,7 +335,18 @@ def test_the_equivariance_loss_is_zero_for_an_equivariant_autoencoder_and_not_ot
     assert training_losses(PoolingAutoencoder(), blocks)[2] is None
 
 
-def test_an_ema_of_decay_one_keeps_the_first_steps_weights(tiny_collection):
+def test_the_moving_average_warms_up_its_decay_by_hand():
+    from latent_triplane_ns.ae_training import ema_average
+
+    average = ema_average(0.99)
+    old, new = torch.tensor([1.0, 2.0]), torch.tensor([3.0, 6.0])
+    # after 1 update the rate is min(0.99, 2 / 11): 2/11 of the old average, 9/11 of the new weights
+    assert torch.allclose(average(old, new, torch.tensor(1)), old * 2 / 11 + new * 9 / 11)
+    # after 1000 updates the warm-up (1001 / 1010) is past the decay, which then rules
+    assert torch.allclose(average(old, new, torch.tensor(1000)), old * 0.99 + new * 0.01)
+
+
+def test_an_ema_of_decay_zero_is_the_raw_training(tiny_collection):
     train = load_collection_images(tiny_collection, "train")[:8]
     held_out = load_collection_images(tiny_collection, "test")[:4]
 
@@ -349,10 +360,14 @@ def test_an_ema_of_decay_one_keeps_the_first_steps_weights(tiny_collection):
             max_minutes=60.0,
             ema_decay=ema_decay,
         )
-        return train_autoencoder(config, train, held_out)[0].state_dict()
+        return train_autoencoder(config, train, held_out)
 
-    first, four, averaged = trained(1), trained(4), trained(4, ema_decay=1.0)
-    # the average starts as a copy of the weights after the first step and a decay of 1 never moves it
-    for name, weights in first.items():
-        assert torch.equal(averaged[name], weights), name
-    assert any(not torch.equal(four[name], weights) for name, weights in first.items())
+    (raw, raw_result), (zero, zero_result) = trained(4), trained(4, ema_decay=0.0)
+    _, smooth_result = trained(4, ema_decay=0.99)
+    # a decay of 0 averages nothing: the same measurements, the same best weights
+    assert [c["eval_psnr"] for c in zero_result.curve] == [c["eval_psnr"] for c in raw_result.curve]
+    for name, weights in raw.state_dict().items():
+        assert torch.equal(zero.state_dict()[name], weights), name
+    # a real average measures other weights than the raw ones from its second update on
+    assert smooth_result.curve[0]["eval_psnr"] == raw_result.curve[0]["eval_psnr"]
+    assert smooth_result.curve[1]["eval_psnr"] != raw_result.curve[1]["eval_psnr"]
