@@ -395,8 +395,6 @@ def train_autoencoder(
         checkpoint()
     if best[1] is not None:
         vae.load_state_dict(best[1])
-    elif ema is not None:
-        vae.load_state_dict(ema.module.state_dict())
     vae.requires_grad_(False)
     vae.eval()
     result = AETrainingResult(
