@@ -16,12 +16,13 @@ from latent_triplane_ns.autoencoder import AutoencoderConfig
 from latent_triplane_ns.errors import InputError
 from latent_triplane_ns.model import LatentTriplaneModel, LatentTriplaneModelConfig
 
-Phase = Literal["warmup", "fit", "joint"]
+Phase = Literal["warmup", "fit", "joint", "decoder"]
 
 
 @dataclass
 class LatentTriplaneAEModelConfig(LatentTriplaneModelConfig):
-    """Stage 1: AE warm-up, then scenes fitted to frozen-AE latents, then AE, basis and scenes trained jointly."""
+    """Stage 1: AE warm-up, then scenes fitted to frozen-AE latents, then AE, basis and scenes trained jointly, then
+    (with `decoder_steps`) the decoder fine-tuned on the scenes' rendered views."""
 
     _target: Type = field(default_factory=lambda: LatentTriplaneAEModel)
     autoencoder: AutoencoderConfig = field(default_factory=lambda: AutoencoderConfig(source="compact"))
@@ -30,7 +31,10 @@ class LatentTriplaneAEModelConfig(LatentTriplaneModelConfig):
     """Steps of plain autoencoder training first; only for a 'compact' autoencoder (a pretrained one skips it)."""
     fit_steps: int = 2000
     """Phase 1 steps: autoencoder frozen, every scene's planes, the basis and the MLP fitted to cached latents.
-    The joint phase (phase 2) takes the remaining steps up to max-num-iterations; none leaves the AE frozen."""
+    The joint phase (phase 2) takes the remaining steps up to max-num-iterations, less the last `decoder_steps`;
+    none leaves the AE frozen. The last `decoder_steps` steps (the decoder phase) are stage 2's decoder steps run
+    on the basis scenes: the shared decoder, planes, basis and MLP learn MSE(D(render), image) with the encoder
+    frozen, so that new scenes are decoded by a decoder that has already learned to decode rendered latents."""
     ae_batch_size: int = 8
     """Images per warm-up step."""
     views_per_step: int = 4
@@ -50,6 +54,9 @@ class LatentTriplaneAEModelConfig(LatentTriplaneModelConfig):
     )
     """Multiplier of a parameter group's learning rate in the joint phase (the paper drops planes and MLP from
     1e-2 to 1e-3 and trains E and D at 1e-4); groups not listed keep their rate."""
+    decoder_lr_scale: Dict[str, float] = field(default_factory=lambda: {"decoder": 0.5})
+    """Multiplier of a parameter group's learning rate in the decoder phase; groups not listed keep their rate. The
+    default gives the decoder stage 2's decoder rate, 1e-3."""
 
 
 class LatentTriplaneAEModel(LatentTriplaneModel):
@@ -67,8 +74,6 @@ class LatentTriplaneAEModel(LatentTriplaneModel):
             )
         if self.autoencoder.vae is None:
             raise InputError("latent-triplane-ae trains an autoencoder: autoencoder.source cannot be 'identity'")
-        if self.config.decoder_steps > 0:
-            raise InputError("latent-triplane-ae trains its decoder in the joint phase: decoder_steps is for stage 2")
 
     def scene_parameters(self) -> List[Parameter]:
         planes = self.field.triplanes
@@ -78,12 +83,13 @@ class LatentTriplaneAEModel(LatentTriplaneModel):
         return {**super().get_param_groups(), **self.autoencoder_parts()}
 
     def set_trainable(self, phase: Phase) -> None:
-        """Flips `requires_grad` for a phase: warm-up trains the AE only, fit the scenes only, joint everything."""
-        train_ae = phase in ("warmup", "joint")
-        train_scenes = phase in ("fit", "joint")
-        for params in self.autoencoder_parts().values():
+        """Flips `requires_grad` for a phase: warm-up trains the AE only, fit the scenes only, joint everything, the
+        decoder phase everything but the encoder."""
+        train_scenes = phase in ("fit", "joint", "decoder")
+        for part, params in self.autoencoder_parts().items():
+            trains = phase in ("warmup", "joint") or (phase == "decoder" and part == "decoder")
             for param in params:
-                param.requires_grad_(train_ae)
+                param.requires_grad_(trains)
         for param in self.scene_parameters():
             param.requires_grad_(train_scenes)
 

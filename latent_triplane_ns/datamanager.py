@@ -265,21 +265,42 @@ class LatentDataManager(VanillaDataManager[ImageDataset]):
         indices = torch.randint(0, len(self.train_dataset), (count,), generator=self._rng)
         return torch.stack([self.load_image(self.train_dataset, int(i)) for i in indices]).to(self.device)
 
-    def next_train_views(self, count: int) -> Tuple[RayBundle, Dict]:
-        """Every latent pixel of `count` random training views, plus their RGB images, for losses on whole views.
+    def next_train_views(self, count: int, patch: Optional[int] = None) -> Tuple[RayBundle, Dict]:
+        """Every latent pixel of `count` random training views, or of a random `patch` x `patch` window of each, plus
+        the matching RGB pixels, for losses on whole views.
 
         Returns:
-            rays of shape (count, h, w), and a batch with `image` (count, H, W, 3) and `image_idx` (count,).
+            rays of shape (count, p, q), and a batch with `image` (count, p*f, q*f, 3), `image_idx` (count,) and
+            `latent_yx`, the latent rows and columns of the rays (two (count, p, q) index tensors); (p, q) is the
+            latent's (h, w), or the window's size when `patch` is smaller.
         """
-        indices = torch.randint(0, len(self.train_dataset), (count,), generator=self._rng).to(self.device)
+        indices = torch.randint(0, len(self.train_dataset), (count,), generator=self._rng)
         cameras = self.latent_train_cameras
         h, w = int(cameras.height[0]), int(cameras.width[0])
-        y, x = torch.meshgrid(torch.arange(h, device=self.device), torch.arange(w, device=self.device), indexing="ij")
-        coords = (torch.stack([y, x], dim=-1).float() + 0.5).expand(count, h, w, 2)
-        camera_indices = indices.view(count, 1, 1, 1).expand(count, h, w, 1)
+        p, q = (h, w) if patch is None else (min(patch, h), min(patch, w))
+        top = (
+            torch.randint(0, h - p + 1, (count,), generator=self._rng)
+            if p < h
+            else torch.zeros(count, dtype=torch.long)
+        )
+        left = (
+            torch.randint(0, w - q + 1, (count,), generator=self._rng)
+            if q < w
+            else torch.zeros(count, dtype=torch.long)
+        )
+        y = (top.view(-1, 1, 1) + torch.arange(p).view(1, -1, 1)).expand(count, p, q).to(self.device)
+        x = (left.view(-1, 1, 1) + torch.arange(q).view(1, 1, -1)).expand(count, p, q).to(self.device)
+        coords = torch.stack([y, x], dim=-1).float() + 0.5
+        camera_indices = indices.to(self.device).view(count, 1, 1, 1).expand(count, p, q, 1)
         ray_bundle = cameras.generate_rays(camera_indices=camera_indices, coords=coords)
-        images = torch.stack([self.load_image(self.train_dataset, int(i)) for i in indices]).to(self.device)
-        return ray_bundle, {"image": images, "image_idx": indices}
+        f = self.autoencoder.downsample_factor
+        images = torch.stack(
+            [
+                self.load_image(self.train_dataset, int(i))[row * f : (row + p) * f, col * f : (col + q) * f]
+                for i, row, col in zip(indices, top, left, strict=True)
+            ]
+        ).to(self.device)
+        return ray_bundle, {"image": images, "image_idx": indices.to(self.device), "latent_yx": (y, x)}
 
     def eval_view(self, index: int) -> Tuple[Cameras, Dict]:
         """Full-resolution camera of held-out image `index` and its batch: RGB `image`, `scene_index`, no latent."""

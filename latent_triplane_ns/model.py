@@ -88,10 +88,15 @@ class LatentTriplaneModelConfig(ModelConfig):
     decoder_steps: int = 0
     """Last steps of the run that also fine-tune the autoencoder's decoder, shared by every scene, on whole rendered
     views: MSE(D(render), image), as IG-AE does. Each such step renders `decoder_views_per_step` training views at
-    latent resolution in place of the ray batch; the scenes' planes learn from the same losses. 0: the decoder stays
+    latent resolution (or windows of them: `decoder_patch_size`) in place of the ray batch; the scenes' planes learn
+    from the same losses. 0: the decoder stays
     as the basis checkpoint or the autoencoder folder gives it."""
     decoder_views_per_step: int = 4
-    """Whole training views rendered and decoded per decoder step."""
+    """Training views rendered and decoded per decoder step."""
+    decoder_patch_size: Optional[int] = None
+    """Side, in latent pixels, of the random square window of each view that a decoder step renders and decodes (its
+    image is the matching window of the training image, `downsample_factor` times larger); None: whole views. A window
+    of half the latent's side costs a quarter of the rays and decoded pixels of a whole view."""
     decoder_ae_loss_mult: float = 0.0
     """Weight of MSE(D(E(image)), image) in the decoder steps, which keeps the decoder a decoder of the encoder's
     latents (the encoder itself stays frozen). 0 by default: on 5 new cars, 300 decoder steps at lr 1e-4 gave 23.12 dB without

@@ -55,8 +55,12 @@ class LatentPipeline(VanillaPipeline):
         self.model.check_weights_loaded()  # before any image is encoded with an autoencoder still to be loaded
         if self.decoder_from is None or step < self.decoder_from:
             return super().get_train_loss_dict(step)
-        ray_bundle, batch = self.datamanager.next_train_views(self.config.model.decoder_views_per_step)
-        batch["latent"] = self.datamanager.cached_train["latents"][batch["image_idx"]]
+        model_config = self.config.model
+        ray_bundle, batch = self.datamanager.next_train_views(
+            model_config.decoder_views_per_step, model_config.decoder_patch_size
+        )
+        y, x = batch["latent_yx"]
+        batch["latent"] = self.datamanager.cached_train["latents"][batch["image_idx"].view(-1, 1, 1), y, x]
         outputs = self.model(ray_bundle)
         loss_dict = self.model.decoder_loss_dict(outputs, batch)
         metrics = {"dec_psnr": psnr_from_mse(loss_dict["dec_loss"].detach())}
@@ -119,7 +123,8 @@ class LatentAEPipelineConfig(LatentPipelineConfig):
 
 
 class LatentAEPipeline(LatentPipeline):
-    """Owns stage 1's phases: AE warm-up (RGB images), fit (latent-pixel rays, AE frozen), joint (whole views).
+    """Owns stage 1's phases: AE warm-up (RGB images), fit (latent-pixel rays, AE frozen), joint (whole views), and
+    the decoder phase (stage 2's decoder steps: whole views or windows, encoder frozen).
 
     At each phase change it flips what trains, sets the latent normalisation from the warmed-up encoder, forgets
     latents of an encoder that moved, scales the learning rates of the joint phase, and serves the phase's batch;
@@ -140,6 +145,8 @@ class LatentAEPipeline(LatentPipeline):
     def phase_at(self, step: int) -> Phase:
         if step < self.warmup_steps:
             return "warmup"
+        if self.decoder_from is not None and step >= self.decoder_from:
+            return "decoder"
         if step < self.warmup_steps + self.config.model.fit_steps:
             return "fit"
         return "joint"
@@ -164,8 +171,9 @@ class LatentAEPipeline(LatentPipeline):
             self.phase = phase
             self.datamanager.invalidate_latents()
             if optimizers is not None:
+                scales = {"joint": self.config.model.joint_lr_scale, "decoder": self.config.model.decoder_lr_scale}
                 for name, optimizer in optimizers.optimizers.items():
-                    scale = self.config.model.joint_lr_scale.get(name, 1.0) if phase == "joint" else 1.0
+                    scale = scales.get(phase, {}).get(name, 1.0)
                     for group in optimizer.param_groups:
                         group["lr"] = optimizers.config[name]["optimizer"].lr * scale
 
@@ -188,7 +196,7 @@ class LatentAEPipeline(LatentPipeline):
 
     def get_train_loss_dict(self, step: int):
         phase = self.phase_at(step)
-        if phase == "fit":
+        if phase in ("fit", "decoder"):
             return super().get_train_loss_dict(step)
         if phase == "warmup":
             loss_dict = self.model.warmup_loss_dict(

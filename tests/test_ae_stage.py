@@ -55,15 +55,24 @@ def test_phases_run_in_order_and_losses_fall(stage1):
 def test_phase_switching_flips_exactly_the_intended_flags(stage1):
     trainer, _ = stage1
     model = trainer.pipeline.model
-    ae_params = {id(p) for params in model.autoencoder_parts().values() for p in params}
+    parts = {name: {id(p) for p in params} for name, params in model.autoencoder_parts().items()}
     scene_params = {id(p) for p in model.scene_parameters()}
-    assert ae_params and scene_params and not ae_params & scene_params
-    expected = {"warmup": (True, False), "fit": (False, True), "joint": (True, True)}
-    for phase, (ae_on, scenes_on) in expected.items():
+    assert parts["encoder"] and parts["decoder"] and scene_params
+    assert not (parts["encoder"] | parts["decoder"]) & scene_params
+    # (encoder, decoder, scenes) trained in each phase
+    expected = {
+        "warmup": (True, True, False),
+        "fit": (False, False, True),
+        "joint": (True, True, True),
+        "decoder": (False, True, True),
+    }
+    for phase, (encoder_on, decoder_on, scenes_on) in expected.items():
         model.set_trainable(phase)
         for name, param in model.named_parameters():
-            if id(param) in ae_params:
-                assert param.requires_grad == ae_on, (phase, name)
+            if id(param) in parts["encoder"]:
+                assert param.requires_grad == encoder_on, (phase, name)
+            elif id(param) in parts["decoder"]:
+                assert param.requires_grad == decoder_on, (phase, name)
             elif id(param) in scene_params:
                 assert param.requires_grad == scenes_on, (phase, name)
 
@@ -159,6 +168,44 @@ def test_an_autoencoder_tiny_goes_through_every_phase_into_the_basis(tiny_collec
     assert type(after).__name__ == type(before).__name__ == "AutoencoderTiny"
     changed = [k for k, v in after.state_dict().items() if not torch.equal(v, before.state_dict()[k])]
     assert changed and all(k.startswith(("encoder.", "decoder.")) for k in changed)  # the joint phase trained it
+
+
+def test_the_decoder_phase_fine_tunes_only_the_decoder_on_rendered_windows(tiny_collection, tmp_path):
+    # warm-up, fit, then (no joint phase) 6 decoder steps on 2 x 2 windows of the 4 x 4 latent views
+    config = stage1_config(
+        tiny_collection,
+        tmp_path,
+        steps=20,
+        fit_steps=8,
+        decoder_steps=6,
+        decoder_patch_size=2,
+        decoder_views_per_step=2,
+    )
+    config.save_config()
+    trainer = config.setup(local_rank=0, world_size=1)
+    trainer.setup()
+    pipeline = trainer.pipeline
+    model = pipeline.model
+    seen, before = [], {}
+    original = pipeline.get_train_loss_dict
+
+    def recording(step):
+        if pipeline.phase_at(step) == "decoder" and not before:
+            before.update({k: v.detach().clone() for k, v in model.autoencoder.vae.state_dict().items()})
+        outputs, losses, metrics = original(step)
+        seen.append((pipeline.phase_at(step), set(losses)))
+        return outputs, losses, metrics
+
+    pipeline.get_train_loss_dict = recording
+    trainer.train()
+    assert [phase for phase, _ in seen] == ["warmup"] * 6 + ["fit"] * 8 + ["decoder"] * 6
+    assert all("dec_loss" in losses for phase, losses in seen if phase == "decoder")
+    # its rate: the fit phase's 2e-3 times decoder_lr_scale's 0.5
+    assert [g["lr"] for g in trainer.optimizers.optimizers["decoder"].param_groups] == [1e-3]
+    after = read_basis_checkpoint(trainer.base_dir / "basis").build_autoencoder().vae.state_dict()
+    changed = {k for k, v in after.items() if not torch.equal(v, before[k])}
+    assert changed and all(k.startswith(("decoder.", "post_quant_conv.")) for k in changed)
+    assert all(torch.equal(after[k], v) for k, v in model.autoencoder.vae.state_dict().items())
 
 
 def test_bad_input_is_refused_before_training(tiny_collection, tmp_path):

@@ -64,6 +64,33 @@ def test_training_batch_matches_cached_latents_and_scene_index(collection):
     assert torch.allclose(dm.cached_train["latents"][0], dm.autoencoder.encode(first)[0].permute(1, 2, 0), atol=1e-6)
 
 
+def test_decoder_windows_are_the_matching_pixels_of_whole_views(collection):
+    dm = make_datamanager(collection)
+    dm.set_autoencoder(tiny_ae())
+    h, w = (int(side) for side in (dm.latent_train_cameras.height[0], dm.latent_train_cameras.width[0]))
+    assert (h, w) == (4, 4)  # 32 px images, 8x autoencoder
+    dm._rng.manual_seed(0)
+    rays, batch = dm.next_train_views(40, patch=2)
+    y, x = batch["latent_yx"]
+    assert rays.shape == y.shape == x.shape == (40, 2, 2) and batch["image"].shape == (40, 16, 16, 3)
+    top, left = y[:, 0, 0], x[:, 0, 0]
+    # every window of 2 x 2 latent pixels is drawn, and its rows and columns are consecutive
+    assert set(zip(top.tolist(), left.tolist(), strict=True)) == {(r, c) for r in range(3) for c in range(3)}
+    assert torch.equal(y - top.view(-1, 1, 1), torch.tensor([[0, 0], [1, 1]]).expand(40, 2, 2))
+    assert torch.equal(x - left.view(-1, 1, 1), torch.tensor([[0, 1], [0, 1]]).expand(40, 2, 2))
+    whole_rays, whole = dm.next_train_views(3)
+    assert whole_rays.shape == (3, 4, 4) and whole["image"].shape == (3, 32, 32, 3)
+    centres = torch.stack(torch.meshgrid(torch.arange(4), torch.arange(4), indexing="ij"), dim=-1).float() + 0.5
+    for k in (0, 17, 39):
+        image, r, c = int(batch["image_idx"][k]), int(top[k]), int(left[k])
+        full = dm.load_image(dm.train_dataset, image)
+        assert torch.equal(batch["image"][k], full[8 * r : 8 * r + 16, 8 * c : 8 * c + 16])
+        # the window's rays are those of the same latent pixels of its whole view
+        view = dm.latent_train_cameras.generate_rays(camera_indices=torch.full((4, 4, 1), image), coords=centres)
+        assert torch.allclose(rays.directions[k], view.directions[r : r + 2, c : c + 2], atol=1e-6)
+        assert torch.allclose(rays.origins[k], view.origins[r : r + 2, c : c + 2])
+
+
 def test_cache_hit_encodes_nothing_and_changes_invalidate(collection, monkeypatch):
     ae = tiny_ae()
     first = make_datamanager(collection)

@@ -133,7 +133,8 @@ def _decode_mse(pipeline, views: int = 6) -> float:
         return float(pipeline.model.decode_loss(outputs["latent"], batch["image"]))
 
 
-def test_decoder_steps_fine_tune_the_shared_decoder_on_rendered_views(trained, tiny_collection, tmp_path):
+@pytest.mark.parametrize("patch", [None, 2], ids=["whole-views", "windows"])
+def test_decoder_steps_fine_tune_the_shared_decoder_on_rendered_views(trained, tiny_collection, tmp_path, patch):
     from nerfstudio.utils.eval_utils import eval_setup
 
     trainer, _, _ = trained
@@ -147,6 +148,7 @@ def test_decoder_steps_fine_tune_the_shared_decoder_on_rendered_views(trained, t
         basis_checkpoint=basis_dir,
         decoder_steps=25,
         decoder_views_per_step=2,
+        decoder_patch_size=patch,  # 2: windows of 2 x 2 of the 4 x 4 latent pixels
         decoder_ae_loss_mult=0.1,  # its loss runs through the encoder, which must not move
     )
     config.optimizers["decoder"]["optimizer"].lr = 1e-3

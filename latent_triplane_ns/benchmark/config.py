@@ -105,6 +105,13 @@ class BenchmarkConfig:
     basis_joint_steps: int = 0
     """Basis-stage steps training autoencoder, basis and scenes jointly (0: the autoencoder stays frozen). 0 by
     default: with the shipped autoencoder, 200 joint steps took its reconstruction of new cars from 31.7 to 20.2 dB."""
+    basis_decoder_steps: int = 0
+    """Basis-stage steps at its end that fine-tune the shared decoder on the basis scenes' rendered views, the encoder
+    frozen (the decoder phase): a one-off cost, after which the new scenes are decoded by a decoder that has learned
+    to decode rendered latents. 0: none."""
+    decoder_patch: Optional[int] = None
+    """Side, in latent pixels, of the random window of each view that decoder steps (the basis stage's and
+    Micro-Macro's) render and decode (the model's decoder_patch_size); None: whole views."""
     latent_method: str = "latent-triplane-small"
     """Registered preset of the latent runs on the new scenes: learning rates and schedule."""
     rgb_method: str = "triplane-rgb"

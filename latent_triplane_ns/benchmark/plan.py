@@ -62,7 +62,8 @@ def planned_seconds(config: BenchmarkConfig) -> Dict[str, float]:
     if config.basis is None:
         encode = unit["encode"] * area * n * config.num_train_views
         fit_step = unit["train_sample"] * config.latent_rays_per_batch * samples
-        steps = config.basis_fit_steps * fit_step + config.basis_joint_steps * unit["joint_step"] * area
+        whole_views = config.basis_joint_steps + config.basis_decoder_steps  # a decoder step costs about a joint step
+        steps = config.basis_fit_steps * fit_step + whole_views * unit["joint_step"] * area
         plan["basis"] = steps + unit["process"] + encode + 2 * n * latent_view
     evaluated = (config.curve_points + 1) * k * config.eval_views_per_scene + k * config.num_test_views
     evaluated += config.render_views + 1

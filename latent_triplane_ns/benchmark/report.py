@@ -91,13 +91,15 @@ def _limits(report: Dict[str, Any], config: BenchmarkConfig, target: float) -> L
     if "seconds" in basis:
         notes.append(
             f"The 3D-aware basis was learned on {basis['num_scenes']} scenes in {_fmt_seconds(basis['seconds'])} "
-            f"({basis['fit_steps']} steps with the autoencoder frozen, {basis['joint_steps']} joint steps; the paper: "
-            "500 scenes, 100 epochs on a GPU)."
+            f"({basis['fit_steps']} steps with the autoencoder frozen, {basis['joint_steps']} joint steps, "
+            f"{basis.get('decoder_steps', 0)} decoder steps; the paper: 500 scenes, 100 epochs on a GPU)."
         )
     if config.micro_macro_decoder_minutes > 0:
+        patch = config.decoder_patch
+        views = "whole rendered views" if patch is None else f"rendered windows of {patch}x{patch} latent pixels"
         notes.append(
             f"Micro-Macro's last {config.micro_macro_decoder_minutes:g} min of training also fine-tune the shared "
-            "decoder on whole rendered views, MSE(D(render), image); they count in its training time."
+            f"decoder on {views}, MSE(D(render), image); they count in its training time."
         )
     rgb = methods["triplane-rgb"]
     notes.append(
@@ -215,7 +217,8 @@ def markdown_report(report: Dict[str, Any]) -> str:
     if "seconds" in basis:
         lines.append(
             f"- 3D-aware basis training: {_fmt_seconds(basis['seconds'])} on {basis['num_scenes']} scenes "
-            f"({basis['fit_steps']} fit + {basis['joint_steps']} joint steps), "
+            f"({basis['fit_steps']} fit + {basis['joint_steps']} joint + {basis.get('decoder_steps', 0)} decoder "
+            "steps), "
             f"held-out PSNR {basis['held_out_psnr']:.2f} dB{_reused(basis)}"
         )
     elif basis:

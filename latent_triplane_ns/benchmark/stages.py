@@ -184,6 +184,8 @@ def basis_key(
         "method": config.basis_method,
         "fit_steps": config.basis_fit_steps,
         "joint_steps": config.basis_joint_steps,
+        "decoder_steps": config.basis_decoder_steps,
+        "decoder_patch": config.decoder_patch if config.basis_decoder_steps > 0 else None,
         "sizes": asdict(sizes),
         "rays_per_batch": config.latent_rays_per_batch,
         "device": config.device,
@@ -328,8 +330,10 @@ def basis_stage(
         basis_checkpoint=None,
         shared_training="auto",
         fit_steps=config.basis_fit_steps,
+        decoder_steps=config.basis_decoder_steps,
+        decoder_patch_size=config.decoder_patch,
     )
-    basis_config.max_num_iterations = config.basis_fit_steps + config.basis_joint_steps
+    basis_config.max_num_iterations = config.basis_fit_steps + config.basis_joint_steps + config.basis_decoder_steps
     write_config(basis_config)
     job = TrainingJob(
         name="basis",
@@ -356,6 +360,7 @@ def basis_stage(
         "num_scenes": result["num_scenes"],
         "fit_steps": config.basis_fit_steps,
         "joint_steps": config.basis_joint_steps,
+        "decoder_steps": config.basis_decoder_steps,
         "held_out_psnr": result["curve"][-1]["psnr"],
         "path": str(basis_dir),
     }
@@ -412,7 +417,11 @@ def compared_runs(
                 basis_checkpoint=basis_dir.resolve(),
                 shared_training=config.micro_macro_shared,
                 # the clock starts the decoder steps micro_macro_decoder_minutes before the end of the budget
-                **(dict(decoder_steps=NEVER) if config.micro_macro_decoder_minutes > 0 else {}),
+                **(
+                    dict(decoder_steps=NEVER, decoder_patch_size=config.decoder_patch)
+                    if config.micro_macro_decoder_minutes > 0
+                    else {}
+                ),
             ),
         ),
     }
