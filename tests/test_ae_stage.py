@@ -20,14 +20,20 @@ def stage1_config(data, tmp, steps=66, **overrides):
     return config
 
 
-@pytest.fixture(scope="module")
-def stage1(tiny_collection, tmp_path_factory):
-    """A 2-scene stage-1 run through all three phases, with its per-step losses recorded."""
-    config = stage1_config(tiny_collection, tmp_path_factory.mktemp("stage1"))
+def stage1_trainer(data, tmp, steps=66, **overrides):
+    """nerfstudio's Trainer of a stage-1 config, set up and ready to train (its config saved, torch seeded)."""
+    config = stage1_config(data, tmp, steps=steps, **overrides)
     config.save_config()
     torch.manual_seed(0)
     trainer = config.setup(local_rank=0, world_size=1)
     trainer.setup()
+    return trainer
+
+
+@pytest.fixture(scope="module")
+def stage1(tiny_collection, tmp_path_factory):
+    """A 2-scene stage-1 run through all three phases, with its per-step losses recorded."""
+    trainer = stage1_trainer(tiny_collection, tmp_path_factory.mktemp("stage1"))
     pipeline = trainer.pipeline
     totals = []
     original = pipeline.get_train_loss_dict
@@ -151,7 +157,7 @@ def test_an_autoencoder_tiny_goes_through_every_phase_into_the_basis(tiny_collec
     # the shipped autoencoder is an AutoencoderTiny: stage 1 warms it up, fits, fine-tunes it jointly and stores it
     from conftest import tiny_autoencoder_config
 
-    config = stage1_config(
+    trainer = stage1_trainer(
         tiny_collection,
         tmp_path,
         steps=16,
@@ -159,9 +165,6 @@ def test_an_autoencoder_tiny_goes_through_every_phase_into_the_basis(tiny_collec
         fit_steps=8,
         autoencoder=tiny_autoencoder_config(kind="tiny"),
     )
-    config.save_config()
-    trainer = config.setup(local_rank=0, world_size=1)
-    trainer.setup()
     trainer.train()
     after = read_basis_checkpoint(trainer.base_dir / "basis").build_autoencoder().vae
     before = read_basis_checkpoint(trainer.base_dir / "basis_before_joint").build_autoencoder().vae
@@ -172,7 +175,7 @@ def test_an_autoencoder_tiny_goes_through_every_phase_into_the_basis(tiny_collec
 
 def test_the_decoder_phase_fine_tunes_only_the_decoder_on_rendered_windows(tiny_collection, tmp_path):
     # warm-up, fit, then (no joint phase) 6 decoder steps on 2 x 2 windows of the 4 x 4 latent views
-    config = stage1_config(
+    trainer = stage1_trainer(
         tiny_collection,
         tmp_path,
         steps=20,
@@ -181,9 +184,6 @@ def test_the_decoder_phase_fine_tunes_only_the_decoder_on_rendered_windows(tiny_
         decoder_patch_size=2,
         decoder_views_per_step=2,
     )
-    config.save_config()
-    trainer = config.setup(local_rank=0, world_size=1)
-    trainer.setup()
     pipeline = trainer.pipeline
     model = pipeline.model
     seen, before = [], {}
