@@ -221,6 +221,23 @@ def test_stage_records_reuse_only_a_complete_stage_of_the_same_settings(tmp_path
     assert runs == [1, 1, 1, 1, 1] and "cannot be read" in lines[-1]
 
 
+def test_a_method_is_rerun_when_its_decoder_minutes_change_and_only_then(tmp_path):
+    from latent_triplane_ns.benchmark.stages import Workspace, method_key
+
+    workspace = Workspace(data=tmp_path / "data", runs=tmp_path / "runs", logs=tmp_path / "logs")
+    sizes = BENCHMARK_PRESETS["cpu"]().sizes
+    micro_macro = ("latent-triplane-small", 1024, 5.0, {"decoder_steps": 10**9, "decoder_patch_size": 16})
+    rgb = ("triplane-rgb", 1024, 5.0, {})
+
+    def key(run, minutes):
+        config = BenchmarkConfig(micro_macro_decoder_minutes=minutes)
+        return method_key(config, workspace, run, ["a", "b"], sizes, basis=None)
+
+    assert key(micro_macro, 4.0)["decoder_minutes"] == 4.0 and key(micro_macro, 4.9)["decoder_minutes"] == 4.9
+    assert key(micro_macro, 4.0) != key(micro_macro, 4.9)
+    assert key(rgb, 4.0) == key(rgb, 4.9) and "decoder_minutes" not in key(rgb, 4.0)
+
+
 def check_toy_report(out: Path) -> dict:
     """The whole toy benchmark's outputs in `out`: data, autoencoder, basis, three methods, JSON, table and plots."""
     report = json.loads((out / "benchmark.json").read_text())

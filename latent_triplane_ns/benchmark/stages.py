@@ -201,8 +201,8 @@ def method_key(
     basis: Optional[str],
 ) -> Dict[str, Any]:
     """What makes a compared method's figures: its scenes, method, rays, budget and model settings, the basis it
-    uses (the id of the basis stage's record, or the folder given; None for the RGB baseline), the evaluation and
-    render schedule, the device."""
+    uses (the id of the basis stage's record, or the folder given; None for the RGB baseline), the minutes of decoder
+    steps its training clock starts, the evaluation and render schedule, the device."""
     method, rays, minutes, settings = run
     return {
         **data_key(config, workspace),
@@ -213,6 +213,8 @@ def method_key(
         "model": settings,
         "sizes": asdict(sizes),
         "basis": basis,
+        # only for a run with decoder steps, so that the keys recorded before this entry stay valid for the others
+        **({"decoder_minutes": config.micro_macro_decoder_minutes} if settings.get("decoder_steps") else {}),
         "curve_points": config.curve_points,
         "first_eval_seconds": config.first_eval_seconds,
         "eval_views_per_scene": config.eval_views_per_scene,
