@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Literal, Type
+from typing import Dict, List, Literal, Tuple, Type
 
 import torch
 import torch.nn.functional as F
@@ -17,6 +17,8 @@ from latent_triplane_ns.errors import InputError
 from latent_triplane_ns.model import LatentTriplaneModel, LatentTriplaneModelConfig
 
 Phase = Literal["warmup", "fit", "joint", "decoder"]
+ENCODER_PHASES: Tuple[Phase, ...] = ("warmup", "joint")
+"""The phases that train the encoder: latents encoded during them go stale."""
 
 
 @dataclass
@@ -87,7 +89,7 @@ class LatentTriplaneAEModel(LatentTriplaneModel):
         decoder phase everything but the encoder."""
         train_scenes = phase in ("fit", "joint", "decoder")
         for part, params in self.autoencoder_parts().items():
-            trains = phase in ("warmup", "joint") or (phase == "decoder" and part == "decoder")
+            trains = phase in ENCODER_PHASES or (phase == "decoder" and part == "decoder")
             for param in params:
                 param.requires_grad_(trains)
         for param in self.scene_parameters():

@@ -278,16 +278,13 @@ class LatentDataManager(VanillaDataManager[ImageDataset]):
         cameras = self.latent_train_cameras
         h, w = int(cameras.height[0]), int(cameras.width[0])
         p, q = (h, w) if patch is None else (min(patch, h), min(patch, w))
-        top = (
-            torch.randint(0, h - p + 1, (count,), generator=self._rng)
-            if p < h
-            else torch.zeros(count, dtype=torch.long)
-        )
-        left = (
-            torch.randint(0, w - q + 1, (count,), generator=self._rng)
-            if q < w
-            else torch.zeros(count, dtype=torch.long)
-        )
+
+        def corners(side: int, size: int) -> Tensor:  # the rng draws only for a window smaller than the view
+            if size == side:
+                return torch.zeros(count, dtype=torch.long)
+            return torch.randint(0, side - size + 1, (count,), generator=self._rng)
+
+        top, left = corners(h, p), corners(w, q)
         y = (top.view(-1, 1, 1) + torch.arange(p).view(1, -1, 1)).expand(count, p, q).to(self.device)
         x = (left.view(-1, 1, 1) + torch.arange(q).view(1, 1, -1)).expand(count, p, q).to(self.device)
         coords = torch.stack([y, x], dim=-1).float() + 0.5

@@ -89,8 +89,7 @@ class LatentTriplaneModelConfig(ModelConfig):
     """Last steps of the run that also fine-tune the autoencoder's decoder, shared by every scene, on whole rendered
     views: MSE(D(render), image), as IG-AE does. Each such step renders `decoder_views_per_step` training views at
     latent resolution (or windows of them: `decoder_patch_size`) in place of the ray batch; the scenes' planes learn
-    from the same losses. 0: the decoder stays
-    as the basis checkpoint or the autoencoder folder gives it."""
+    from the same losses. 0: the decoder stays as the basis checkpoint or the autoencoder folder gives it."""
     decoder_views_per_step: int = 4
     """Training views rendered and decoded per decoder step."""
     decoder_patch_size: Optional[int] = None

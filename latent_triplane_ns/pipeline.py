@@ -13,7 +13,7 @@ from nerfstudio.pipelines.base_pipeline import VanillaPipeline, VanillaPipelineC
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from latent_triplane_ns import basis as basis_io
-from latent_triplane_ns.ae_model import LatentTriplaneAEModel, LatentTriplaneAEModelConfig, Phase
+from latent_triplane_ns.ae_model import ENCODER_PHASES, LatentTriplaneAEModel, LatentTriplaneAEModelConfig, Phase
 from latent_triplane_ns.ae_training import RECIPE_RANGE, latent_statistics
 from latent_triplane_ns.datamanager import LatentDataManagerConfig
 from latent_triplane_ns.distributed.sync import average_
@@ -167,9 +167,10 @@ class LatentAEPipeline(LatentPipeline):
                 # The basis as it stands with the autoencoder frozen throughout: what the joint phase improves on.
                 snapshot = Path(trainer.base_dir) / "basis_before_joint"
                 basis_io.write_basis_checkpoint(self.model, snapshot, step, complete=True)
+            if self.phase is None or self.phase in ENCODER_PHASES:
+                self.datamanager.invalidate_latents()  # after fit or decoder phases the encoder has not moved
             self.model.set_trainable(phase)
             self.phase = phase
-            self.datamanager.invalidate_latents()
             if optimizers is not None:
                 scales = {"joint": self.config.model.joint_lr_scale, "decoder": self.config.model.decoder_lr_scale}
                 for name, optimizer in optimizers.optimizers.items():
@@ -212,7 +213,7 @@ class LatentAEPipeline(LatentPipeline):
 
     def _fresh_eval_latents(self) -> None:
         # The encoder moves during the AE phases: evaluation must compare against its current latents.
-        if self.phase in ("warmup", "joint"):
+        if self.phase in ENCODER_PHASES:
             self.datamanager.invalidate_latents()
 
     def get_eval_loss_dict(self, step: int):
