@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-SHIPPED_NAME = "tiny-f4c4-cars"
-"""Name of the shipped autoencoder: diffusers' AutoencoderTiny, 4x downsampling, 4 latent channels."""
+SHIPPED_NAME = "tiny-f4c4-cars-eq"
+"""Name of the shipped autoencoder: diffusers' AutoencoderTiny, 4x downsampling, 4 latent channels, trained with an
+equivariance loss."""
 SHIPPED_DIR = Path(__file__).parent / "shipped" / SHIPPED_NAME
 """Its folder inside the installed package (diffusers layout, latent statistics, training log, command)."""
 

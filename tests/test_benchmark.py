@@ -238,6 +238,43 @@ def test_a_method_is_rerun_when_its_decoder_minutes_change_and_only_then(tmp_pat
     assert key(rgb, 4.0) == key(rgb, 4.9) and "decoder_minutes" not in key(rgb, 4.0)
 
 
+@pytest.mark.parametrize("decoder_seconds, first_decoder_step", [(10.0, 0), (4.0, 6)])
+def test_the_training_clock_starts_decoder_steps_when_the_seconds_left_equal_theirs(
+    monkeypatch, decoder_seconds, first_decoder_step
+):
+    from latent_triplane_ns.benchmark import budget
+    from latent_triplane_ns.benchmark.config import NEVER
+
+    clock = [0.0]
+    monkeypatch.setattr(budget.time, "perf_counter", lambda: clock[0])
+    # decoder_from 3: what the model's decoder_steps gave before the clock takes over
+    pipeline = SimpleNamespace(decoder_from=3, model=SimpleNamespace(device="cpu"))
+    trainer = SimpleNamespace(pipeline=pipeline, config=SimpleNamespace(optimizers={}), stop_training=False)
+    evaluator = SimpleNamespace(evaluate=lambda: SimpleNamespace(means=lambda: {"psnr": 20.0, "ssim": 0.5}))
+    events = []
+    training = budget.BudgetedTraining(trainer, 10.0, [], evaluator, events.append, decoder_seconds)
+    training.start()
+    ray_steps = 0
+    for step in range(10):  # one second of training per step, a 10 s budget
+        ray_steps += step < pipeline.decoder_from  # the pipeline's test for a ray step
+        clock[0] += 1.0
+        training(step)
+    # a budget of 10 s with the last `decoder_seconds` of them decoder steps: 10 - decoder_seconds ray steps
+    assert ray_steps == first_decoder_step == 10 - decoder_seconds and pipeline.decoder_from != NEVER
+    (switch,) = [e for e in events if e["event"] == "decoder"]
+    assert switch["step"] == first_decoder_step and switch["train_seconds"] == 10 - decoder_seconds
+    assert trainer.stop_training and [e["train_seconds"] for e in events if e["event"] == "eval"] == [0.0, 10.0]
+
+
+def test_decoder_minutes_beyond_micro_macros_budget_are_refused_before_any_training(tmp_path):
+    from latent_triplane_ns.scripts.benchmark import entrypoint
+
+    out = tmp_path / "bench"
+    with pytest.raises(ValueError, match="0.04 must be at least 0 and at most --latent-minutes 0.03"):
+        entrypoint(["--preset", "toy", "--output-dir", str(out), "--micro-macro-decoder-minutes", "0.04"])
+    assert not out.exists()
+
+
 def check_toy_report(out: Path) -> dict:
     """The whole toy benchmark's outputs in `out`: data, autoencoder, basis, three methods, JSON, table and plots."""
     report = json.loads((out / "benchmark.json").read_text())

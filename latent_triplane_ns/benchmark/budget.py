@@ -56,7 +56,11 @@ class BudgetedTraining:
         if self.budget_seconds is not None:
             self.set_horizon(NEVER)
         if self.decoder_seconds > 0:
-            self.trainer.pipeline.decoder_from = NEVER  # until the clock reaches budget - decoder_seconds
+            # from the first step when they span the budget, else once the clock reaches budget - decoder_seconds
+            from_start = self.decoder_seconds >= self.budget_seconds
+            self.trainer.pipeline.decoder_from = 0 if from_start else NEVER
+            if from_start:
+                self.report({"event": "decoder", "train_seconds": 0.0, "step": 0})
         self.evaluate()
         sync(self.device)
         self.mark = time.perf_counter()

@@ -97,9 +97,11 @@ def _limits(report: Dict[str, Any], config: BenchmarkConfig, target: float) -> L
     if config.micro_macro_decoder_minutes > 0:
         patch = config.decoder_patch
         views = "whole rendered views" if patch is None else f"rendered windows of {patch}x{patch} latent pixels"
+        minutes = config.micro_macro_decoder_minutes
+        span = "All of" if minutes >= config.latent_minutes else f"The last {minutes:g} min of"
         notes.append(
-            f"Micro-Macro's last {config.micro_macro_decoder_minutes:g} min of training also fine-tune the shared "
-            f"decoder on {views}, MSE(D(render), image); they count in its training time."
+            f"{span} Micro-Macro's training steps also fine-tune the shared decoder on {views}, "
+            "MSE(D(render), image); they count in its training time."
         )
     rgb = methods["triplane-rgb"]
     notes.append(
