@@ -124,7 +124,7 @@ def test_toy_benchmark_on_a_collection_it_did_not_generate(other_collection, tmp
 
     out = tmp_path / "bench"
     # Micro-Macro spends the second half of its 1.8 s budget fine-tuning the decoder on rendered views too.
-    decoder = ["--micro-macro-decoder-minutes", "0.015"]
+    decoder = ["--micro-macro-decoder-after-seconds", "0.9"]
     entrypoint(["--preset", "toy", "--output-dir", str(out), "--collection", str(other_collection), *decoder])
     report = json.loads((out / "benchmark.json").read_text())
     for result in report["methods"].values():
@@ -136,7 +136,7 @@ def test_toy_benchmark_on_a_collection_it_did_not_generate(other_collection, tmp
         json.loads(line) for line in (out / "logs" / "latent-micro-macro.progress.jsonl").read_text().splitlines()
     ]
     (switch,) = [e for e in events if e["event"] == "decoder"]
-    assert 0.015 * 60 <= switch["train_seconds"] < 0.03 * 60
+    assert 0.9 <= switch["train_seconds"] < 0.03 * 60
     assert "decoder" not in report["methods"]["latent-micro"]["trainable_parameter_groups"]
     basis = read_basis_checkpoint(Path(report["one_off"]["basis"]["path"]))
     assert basis.settings.scene_names == ("lamp", "mug")
@@ -221,7 +221,7 @@ def test_stage_records_reuse_only_a_complete_stage_of_the_same_settings(tmp_path
     assert runs == [1, 1, 1, 1, 1] and "cannot be read" in lines[-1]
 
 
-def test_a_method_is_rerun_when_its_decoder_minutes_change_and_only_then(tmp_path):
+def test_a_method_is_rerun_when_its_decoder_start_changes_and_only_then(tmp_path):
     from latent_triplane_ns.benchmark.stages import Workspace, method_key
 
     workspace = Workspace(data=tmp_path / "data", runs=tmp_path / "runs", logs=tmp_path / "logs")
@@ -229,18 +229,20 @@ def test_a_method_is_rerun_when_its_decoder_minutes_change_and_only_then(tmp_pat
     micro_macro = ("latent-triplane-small", 1024, 5.0, {"decoder_steps": 10**9, "decoder_patch_size": 16})
     rgb = ("triplane-rgb", 1024, 5.0, {})
 
-    def key(run, minutes):
-        config = BenchmarkConfig(micro_macro_decoder_minutes=minutes)
+    def key(run, seconds):
+        config = BenchmarkConfig(micro_macro_decoder_after_seconds=seconds)
         return method_key(config, workspace, run, ["a", "b"], sizes, basis=None)
 
-    assert key(micro_macro, 4.0)["decoder_minutes"] == 4.0 and key(micro_macro, 4.9)["decoder_minutes"] == 4.9
-    assert key(micro_macro, 4.0) != key(micro_macro, 4.9)
-    assert key(rgb, 4.0) == key(rgb, 4.9) and "decoder_minutes" not in key(rgb, 4.0)
+    assert (
+        key(micro_macro, 60.0)["decoder_after_seconds"] == 60.0 and key(micro_macro, 6.0)["decoder_after_seconds"] == 6
+    )
+    assert key(micro_macro, 60.0) != key(micro_macro, 6.0)
+    assert key(rgb, 60.0) == key(rgb, 6.0) and "decoder_after_seconds" not in key(rgb, 60.0)
 
 
-@pytest.mark.parametrize("decoder_seconds, first_decoder_step", [(10.0, 0), (4.0, 6)])
-def test_the_training_clock_starts_decoder_steps_when_the_seconds_left_equal_theirs(
-    monkeypatch, decoder_seconds, first_decoder_step
+@pytest.mark.parametrize("after_seconds, first_decoder_step", [(0.0, 0), (6.0, 6)])
+def test_the_training_clock_starts_decoder_steps_after_their_seconds_of_training(
+    monkeypatch, after_seconds, first_decoder_step
 ):
     from latent_triplane_ns.benchmark import budget
     from latent_triplane_ns.benchmark.config import NEVER
@@ -252,26 +254,26 @@ def test_the_training_clock_starts_decoder_steps_when_the_seconds_left_equal_the
     trainer = SimpleNamespace(pipeline=pipeline, config=SimpleNamespace(optimizers={}), stop_training=False)
     evaluator = SimpleNamespace(evaluate=lambda: SimpleNamespace(means=lambda: {"psnr": 20.0, "ssim": 0.5}))
     events = []
-    training = budget.BudgetedTraining(trainer, 10.0, [], evaluator, events.append, decoder_seconds)
+    training = budget.BudgetedTraining(trainer, 10.0, [], evaluator, events.append, after_seconds)
     training.start()
     ray_steps = 0
     for step in range(10):  # one second of training per step, a 10 s budget
         ray_steps += step < pipeline.decoder_from  # the pipeline's test for a ray step
         clock[0] += 1.0
         training(step)
-    # a budget of 10 s with the last `decoder_seconds` of them decoder steps: 10 - decoder_seconds ray steps
-    assert ray_steps == first_decoder_step == 10 - decoder_seconds and pipeline.decoder_from != NEVER
+    # a budget of 10 s whose steps after `after_seconds` are decoder steps: `after_seconds` ray steps
+    assert ray_steps == first_decoder_step == after_seconds and pipeline.decoder_from != NEVER
     (switch,) = [e for e in events if e["event"] == "decoder"]
-    assert switch["step"] == first_decoder_step and switch["train_seconds"] == 10 - decoder_seconds
+    assert switch["step"] == first_decoder_step and switch["train_seconds"] == after_seconds
     assert trainer.stop_training and [e["train_seconds"] for e in events if e["event"] == "eval"] == [0.0, 10.0]
 
 
-def test_decoder_minutes_beyond_micro_macros_budget_are_refused_before_any_training(tmp_path):
+def test_decoder_steps_after_micro_macros_budget_are_refused_before_any_training(tmp_path):
     from latent_triplane_ns.scripts.benchmark import entrypoint
 
     out = tmp_path / "bench"
-    with pytest.raises(ValueError, match="0.04 must be at least 0 and at most --latent-minutes 0.03"):
-        entrypoint(["--preset", "toy", "--output-dir", str(out), "--micro-macro-decoder-minutes", "0.04"])
+    with pytest.raises(ValueError, match="seconds 1.8 must be at least 0 and below Micro-Macro's budget"):
+        entrypoint(["--preset", "toy", "--output-dir", str(out), "--micro-macro-decoder-after-seconds", "1.8"])
     assert not out.exists()
 
 

@@ -22,8 +22,9 @@ class BudgetedTraining:
         eval_times: training times of the curve's evaluations.
         evaluator: evaluates the curve's views.
         report: called with each progress event.
-        decoder_seconds: training time at the end of the budget whose steps also fine-tune the decoder (the
-            pipeline's decoder steps start when the clock reaches budget - decoder_seconds); 0: none.
+        decoder_after_seconds: training time after which every step is a decoder step (the pipeline's decoder
+            steps start when the clock reaches it; 0: from the first step); None: as the pipeline's decoder_from
+            says.
     """
 
     def __init__(
@@ -33,7 +34,7 @@ class BudgetedTraining:
         eval_times: Sequence[float],
         evaluator: SceneEvaluator,
         report: Callable[[Dict], None],
-        decoder_seconds: float = 0.0,
+        decoder_after_seconds: Optional[float] = None,
     ):
         self.trainer, self.budget_seconds, self.evaluator, self.report = trainer, budget_seconds, evaluator, report
         self.train_seconds, self.steps = 0.0, 0
@@ -42,9 +43,9 @@ class BudgetedTraining:
         self.mark = time.perf_counter()
         self.last_report = 0.0
         self.device = torch.device(trainer.pipeline.model.device)
-        self.decoder_seconds = decoder_seconds
-        if decoder_seconds > 0 and (budget_seconds is None or getattr(trainer.pipeline, "decoder_from", None) is None):
-            raise ValueError("decoder_seconds needs a time budget and a model with decoder_steps")
+        self.decoder_after_seconds = decoder_after_seconds
+        if decoder_after_seconds is not None and getattr(trainer.pipeline, "decoder_from", None) is None:
+            raise ValueError("decoder_after_seconds needs a model with decoder_steps")
 
     def evaluate(self) -> None:
         means = self.evaluator.evaluate().means()
@@ -55,10 +56,9 @@ class BudgetedTraining:
     def start(self) -> None:
         if self.budget_seconds is not None:
             self.set_horizon(NEVER)
-        if self.decoder_seconds > 0:
-            # from the first step when they span the budget, else once the clock reaches budget - decoder_seconds
-            from_start = self.decoder_seconds >= self.budget_seconds
-            self.trainer.pipeline.decoder_from = 0 if from_start else NEVER
+        if self.decoder_after_seconds is not None:
+            from_start = self.decoder_after_seconds <= 0
+            self.trainer.pipeline.decoder_from = 0 if from_start else NEVER  # else once the clock reaches it
             if from_start:
                 self.report({"event": "decoder", "train_seconds": 0.0, "step": 0})
         self.evaluate()
@@ -82,9 +82,9 @@ class BudgetedTraining:
             self.set_horizon(self.steps * budget / max(self.train_seconds, 1e-9))
         pipeline = self.trainer.pipeline
         if (
-            self.decoder_seconds > 0
+            self.decoder_after_seconds is not None
             and pipeline.decoder_from == NEVER
-            and self.train_seconds >= budget - self.decoder_seconds
+            and self.train_seconds >= self.decoder_after_seconds
         ):
             pipeline.decoder_from = self.steps
             self.report({"event": "decoder", "train_seconds": self.train_seconds, "step": self.steps})

@@ -28,6 +28,7 @@ _UNIT_SECONDS = {
         "sample": 4e-6,
         "train_sample": 3e-6,
         "joint_step": 1.7,
+        "decoder_step": 0.9,
         "process": 25.0,
     },
     "cuda": {
@@ -37,12 +38,13 @@ _UNIT_SECONDS = {
         "sample": 2e-8,
         "train_sample": 1e-8,
         "joint_step": 0.05,
+        "decoder_step": 0.03,
         "process": 30.0,
     },
 }
 """Seconds per generated 128 px scene of 60 views (one core), per encoded and per decoded 128 px image, per ray
-sample of a rendered view and of a training step, per joint (autoencoder and scenes) step of the basis stage, and
-per training process start (imports, setup)."""
+sample of a rendered view and of a training step, per joint (autoencoder and scenes) step of the basis stage, per
+decoder step on whole 128 px views at 4x downsampling, and per training process start (imports, setup)."""
 
 
 def planned_seconds(config: BenchmarkConfig) -> Dict[str, float]:
@@ -62,8 +64,11 @@ def planned_seconds(config: BenchmarkConfig) -> Dict[str, float]:
     if config.basis is None:
         encode = unit["encode"] * area * n * config.num_train_views
         fit_step = unit["train_sample"] * config.latent_rays_per_batch * samples
-        whole_views = config.basis_joint_steps + config.basis_decoder_steps  # a decoder step costs about a joint step
-        steps = config.basis_fit_steps * fit_step + whole_views * unit["joint_step"] * area
+        # a decoder window's share of a whole view, at the shipped autoencoder's 4x downsampling
+        window = 1.0 if config.decoder_patch is None else min(1.0, (4 * config.decoder_patch / config.image_size) ** 2)
+        decoder_step = unit["decoder_step"] * area * window
+        steps = config.basis_fit_steps * fit_step + config.basis_joint_steps * unit["joint_step"] * area
+        steps += config.basis_decoder_steps * decoder_step
         plan["basis"] = steps + unit["process"] + encode + 2 * n * latent_view
     evaluated = (config.curve_points + 1) * k * config.eval_views_per_scene + k * config.num_test_views
     evaluated += config.render_views + 1

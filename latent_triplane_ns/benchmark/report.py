@@ -94,14 +94,13 @@ def _limits(report: Dict[str, Any], config: BenchmarkConfig, target: float) -> L
             f"({basis['fit_steps']} steps with the autoencoder frozen, {basis['joint_steps']} joint steps, "
             f"{basis.get('decoder_steps', 0)} decoder steps; the paper: 500 scenes, 100 epochs on a GPU)."
         )
-    if config.micro_macro_decoder_minutes > 0:
+    if config.micro_macro_decoder_after_seconds is not None:
         patch = config.decoder_patch
         views = "whole rendered views" if patch is None else f"rendered windows of {patch}x{patch} latent pixels"
-        minutes = config.micro_macro_decoder_minutes
-        span = "All of" if minutes >= config.latent_minutes else f"The last {minutes:g} min of"
         notes.append(
-            f"{span} Micro-Macro's training steps also fine-tune the shared decoder on {views}, "
-            "MSE(D(render), image); they count in its training time."
+            f"After {config.micro_macro_decoder_after_seconds:g} s of ray steps, Micro-Macro's training steps are "
+            f"decoder steps: they fine-tune the planes and the shared decoder on {views}, MSE(D(render), image); they "
+            "count in its training time."
         )
     rgb = methods["triplane-rgb"]
     notes.append(

@@ -105,12 +105,11 @@ def run_benchmark(config: BenchmarkConfig, show_progress: bool = True) -> Dict[s
         read_basis_checkpoint(Path(config.basis)).check_autoencoder(Path(config.autoencoder))  # names both
         console.print(f"The basis brings its own autoencoder (fine-tuned with it); {config.autoencoder} is not used.")
         config = replace(config, autoencoder=None)
-    if config.micro_macro_decoder_minutes is None:  # decoder steps over the whole budget
-        config = replace(config, micro_macro_decoder_minutes=config.latent_minutes)
-    if not 0 <= config.micro_macro_decoder_minutes <= config.latent_minutes:
+    after = config.micro_macro_decoder_after_seconds
+    if after is not None and not 0 <= after < 60 * config.latent_minutes:
         raise ValueError(
-            f"--micro-macro-decoder-minutes {config.micro_macro_decoder_minutes:g} must be at least 0 and at most "
-            f"--latent-minutes {config.latent_minutes:g} (it is the end of Micro-Macro's budget)"
+            f"--micro-macro-decoder-after-seconds {after:g} must be at least 0 and below Micro-Macro's budget, "
+            f"--latent-minutes {config.latent_minutes:g} (None: no decoder steps)"
         )
     if config.device == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("device 'cuda' asked for, but torch sees no CUDA device")

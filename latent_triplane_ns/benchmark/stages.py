@@ -214,7 +214,9 @@ def method_key(
         "sizes": asdict(sizes),
         "basis": basis,
         # only for a run with decoder steps, so that the keys recorded before this entry stay valid for the others
-        **({"decoder_minutes": config.micro_macro_decoder_minutes} if settings.get("decoder_steps") else {}),
+        **(
+            {"decoder_after_seconds": config.micro_macro_decoder_after_seconds} if settings.get("decoder_steps") else {}
+        ),
         "curve_points": config.curve_points,
         "first_eval_seconds": config.first_eval_seconds,
         "eval_views_per_scene": config.eval_views_per_scene,
@@ -418,10 +420,10 @@ def compared_runs(
             dict(
                 basis_checkpoint=basis_dir.resolve(),
                 shared_training=config.micro_macro_shared,
-                # the clock starts the decoder steps micro_macro_decoder_minutes before the end of the budget
+                # the clock starts the decoder steps after micro_macro_decoder_after_seconds of training
                 **(
                     dict(decoder_steps=NEVER, decoder_patch_size=config.decoder_patch)
-                    if config.micro_macro_decoder_minutes > 0
+                    if config.micro_macro_decoder_after_seconds is not None
                     else {}
                 ),
             ),
@@ -458,7 +460,7 @@ def method_stage(
         progress_file=str(workspace.logs / f"{name}.progress.jsonl"),
         result_file=str(workspace.logs / f"{name}.json"),
         seed=config.seed,
-        decoder_seconds=60 * config.micro_macro_decoder_minutes if settings.get("decoder_steps") else 0.0,
+        decoder_after_seconds=config.micro_macro_decoder_after_seconds if settings.get("decoder_steps") else None,
     )
     result = run_job_process(job, workspace.logs / f"{name}.log", job_progress(progress))
     progress.end()
