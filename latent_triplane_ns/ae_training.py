@@ -46,8 +46,10 @@ class AETrainingConfig:
     took 2,700 steps (see the README's "The shipped autoencoder")."""
     batch_size: int = 8
     """Images per step."""
-    crop_size: Optional[int] = None
-    """Train on random square crops of this side (a multiple of the downsampling); None: whole images."""
+    crop_size: Optional[int] = 64
+    """Train on random square crops of this side (a multiple of the downsampling; images no larger are used whole);
+    None: whole images. A 64 px crop of a 128 px view costs a quarter of it: in 5 minutes on 10 cars, 4x the steps and
+    +4 dB held-out (the README's levers table)."""
     lr: float = 2e-3
     """Peak Adam learning rate (cosine decay to 5% over the budget, after a short warm-up)."""
     kl_weight: float = 1e-6
@@ -57,10 +59,11 @@ class AETrainingConfig:
     1 on the background; the loss is the weighted mean. Objects covering a tenth of a view get a tenth of a plain
     MSE, so their colours are learned last. 1: the plain MSE; 10 gained 0.9 dB on object pixels and 0.2 dB on whole
     views in 6 minutes."""
-    equivariance_weight: float = 0.0
+    equivariance_weight: float = 0.5
     """Weight of an equivariance loss in the spirit of EQ-VAE: the decoder must turn a spatially transformed latent
     (a random quarter turn, and half the time also halved in size) into the same transform of the image. It asks
-    for a latent that behaves like an image under moves, which the Tri-Planes must reproduce from every view. 0: off."""
+    for a latent that behaves like an image under moves, which the Tri-Planes must reproduce from every view: with
+    crops, a fit of new cars reached 26.8 dB latent PSNR against 19.2 dB without either (the levers table). 0: off."""
     ema_decay: Optional[float] = None
     """Decay of an exponential moving average of the weights (torch's `AveragedModel`, the decay warmed up as in
     diffusers' `EMAModel`, see `ema_average`); the average is what is measured, kept as the best and saved. None: the

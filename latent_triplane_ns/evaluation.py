@@ -145,7 +145,8 @@ class SceneEvaluator:
 
     @torch.no_grad()
     def autoencoder_psnr(self) -> Optional[float]:
-        """Mean over scenes of the PSNR of D(E(x)) on the views: the ceiling of a latent method (None for RGB)."""
+        """Mean over scenes of the PSNR of D(E(x)) on the views (None for RGB): the ceiling of a latent fit
+        unless decoder steps fine-tuned the decoder on renders."""
         ae = self.model.autoencoder
         if ae.vae is None:
             return None

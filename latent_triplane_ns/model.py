@@ -450,7 +450,8 @@ class LatentTriplaneModel(Model):
         self, outputs: Dict[str, Tensor], batch: Dict[str, Tensor]
     ) -> Tuple[Dict[str, float], Dict[str, Tensor]]:
         """RGB PSNR/SSIM (and LPIPS when its weights are local) of the decoded render, the latent PSNR, and the
-        autoencoder's own reconstruction PSNR on the same view: the ceiling of a latent method."""
+        autoencoder's own reconstruction PSNR on the same view (the ceiling of a fit decoded by a decoder that
+        was not fine-tuned on renders)."""
         pred, gt = self.cropped_pair(outputs["rgb"], batch["image"])
         height, width = gt.shape[:2]
         metrics = self.rgb_metrics(pred, gt, lpips=True)

@@ -199,7 +199,7 @@ class Demo:
         table.add_column("value", justify="right")
         table.add_row("mean PSNR (dB)", f"{results['psnr']:.2f}")
         table.add_row("mean SSIM", f"{results['ssim']:.3f}")
-        table.add_row("autoencoder reconstruction PSNR (dB), the ceiling", f"{results['ae_psnr']:.2f}")
+        table.add_row("autoencoder reconstruction PSNR (dB), D(E(x))", f"{results['ae_psnr']:.2f}")
         trained = read_training_summary(ae_dir)
         table.add_row("autoencoder", ae_name)
         if trained is not None:
