@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Literal, Tuple, Type
+from typing import Dict, List, Literal, Optional, Tuple, Type
 
 import torch
 import torch.nn.functional as F
@@ -12,7 +12,6 @@ from torch import Tensor
 from torch.nn import Parameter
 
 from latent_triplane_ns.ae_training import autoencoder_losses
-from latent_triplane_ns.autoencoder import AutoencoderConfig
 from latent_triplane_ns.errors import InputError
 from latent_triplane_ns.model import LatentTriplaneModel, LatentTriplaneModelConfig
 
@@ -23,20 +22,22 @@ ENCODER_PHASES: Tuple[Phase, ...] = ("warmup", "joint")
 
 @dataclass
 class LatentTriplaneAEModelConfig(LatentTriplaneModelConfig):
-    """Stage 1: AE warm-up, then scenes fitted to frozen-AE latents, then AE, basis and scenes trained jointly, then
-    (with `decoder_steps`) the decoder fine-tuned on the scenes' rendered views."""
+    """Stage 1, in phases: an AE warm-up (a compact autoencoder from scratch only), the fit (scenes, basis and MLP
+    fitted by rays to the frozen autoencoder's latents), the joint phase (AE, basis and scenes trained together), then
+    the decoder phase (the decoder fine-tuned on the scenes' rendered views) to the end of the run."""
 
     _target: Type = field(default_factory=lambda: LatentTriplaneAEModel)
-    autoencoder: AutoencoderConfig = field(default_factory=lambda: AutoencoderConfig(source="compact"))
-    """The autoencoder: 'compact' trains one from scratch (warm-up phase), 'pretrained' starts from a local one."""
     ae_warmup_steps: int = 2000
-    """Steps of plain autoencoder training first; only for a 'compact' autoencoder (a pretrained one skips it)."""
-    fit_steps: int = 2000
-    """Phase 1 steps: autoencoder frozen, every scene's planes, the basis and the MLP fitted to cached latents.
-    The joint phase (phase 2) takes the remaining steps up to max-num-iterations, less the last `decoder_steps`;
-    none leaves the AE frozen. The last `decoder_steps` steps (the decoder phase) are stage 2's decoder steps run
-    on the basis scenes: the shared decoder, planes, basis and MLP learn MSE(D(render), image) with the encoder
-    frozen, so that new scenes are decoded by a decoder that has already learned to decode rendered latents."""
+    """Steps of plain autoencoder training first; only for a 'compact' autoencoder (any other skips it)."""
+    ray_steps: Optional[int] = 2000
+    """Steps of the fit phase, after the warm-up: the autoencoder frozen, every scene's planes, the basis and the MLP
+    fitted by rays to the cached latents. Then come `joint_steps` of the joint phase, then the decoder phase to the end
+    of the run: stage 2's decoder steps run on the basis scenes (the shared decoder, planes, basis and MLP learn
+    MSE(D(render), image) with the encoder frozen), so that new scenes are decoded by a decoder that has already
+    learned to decode rendered latents. None: the fit lasts the whole run."""
+    joint_steps: int = 0
+    """Steps of the joint phase (the paper's 3D-aware training of the autoencoder with the scenes), between the fit and
+    the decoder phase; 0: the autoencoder's encoder stays as it came."""
     ae_batch_size: int = 8
     """Images per warm-up step."""
     views_per_step: int = 4
@@ -68,14 +69,30 @@ class LatentTriplaneAEModel(LatentTriplaneModel):
 
     def populate_modules(self) -> None:
         super().populate_modules()
-        planes = self.field.triplanes
-        if planes.num_basis > planes.num_scenes:
-            raise InputError(
-                f"the collection has {planes.num_scenes} scenes, too few for a basis of {planes.num_basis} plane sets "
-                f"(num_basis must not exceed the number of scenes)"
-            )
         if self.autoencoder.vae is None:
             raise InputError("latent-triplane-ae trains an autoencoder: autoencoder.source cannot be 'identity'")
+
+    @property
+    def warmup_steps(self) -> int:
+        """Steps of the warm-up: only a compact autoencoder trained from scratch has one."""
+        return self.config.ae_warmup_steps if self.config.autoencoder.source == "compact" else 0
+
+    def phase_at(self, step: int) -> Phase:
+        """The phase of training step `step`."""
+        config = self.config
+        if step < self.warmup_steps:
+            return "warmup"
+        if config.ray_steps is None or step < self.warmup_steps + config.ray_steps:
+            return "fit"
+        if step < self.warmup_steps + config.ray_steps + config.joint_steps:
+            return "joint"
+        return "decoder"
+
+    def is_decoder_step(self, step: int) -> bool:
+        return self.phase_at(step) == "decoder"
+
+    def step_kind(self, step: int) -> str:
+        return f"the {self.phase_at(step)} phase"
 
     def scene_parameters(self) -> List[Parameter]:
         planes = self.field.triplanes

@@ -42,14 +42,13 @@ class AETrainingConfig:
         default_factory=lambda: CompactAEConfig(kind="tiny", block_out_channels=(64, 64, 64))
     )
     """The compact autoencoder trained. By default an AutoencoderTiny with 4x downsampling (3 levels of 64) and 4
-    latent channels: on the same 100 cars it reached 26.4 dB held-out after 174 steps, where the 8x one (4 levels)
-    took 2,700 steps (see the README's "The shipped autoencoder")."""
+    latent channels, the shipped autoencoder's architecture (docs/autoencoder.md compares it with an 8x one)."""
     batch_size: int = 8
     """Images per step."""
     crop_size: Optional[int] = 64
     """Train on random square crops of this side (a multiple of the downsampling; images no larger are used whole);
-    None: whole images. A 64 px crop of a 128 px view costs a quarter of it: in 5 minutes on 10 cars, 4x the steps and
-    +4 dB held-out (the README's levers table)."""
+    None: whole images. A 64 px crop of a 128 px view costs a quarter of a step on the whole view (docs/experiments.md
+    measures the recipe's levers)."""
     lr: float = 2e-3
     """Peak Adam learning rate (cosine decay to 5% over the budget, after a short warm-up)."""
     kl_weight: float = 1e-6
@@ -57,13 +56,11 @@ class AETrainingConfig:
     object_weight: float = 10.0
     """Weight of the reconstruction error on object pixels (those that differ from the white background) against
     1 on the background; the loss is the weighted mean. Objects covering a tenth of a view get a tenth of a plain
-    MSE, so their colours are learned last. 1: the plain MSE; 10 gained 0.9 dB on object pixels and 0.2 dB on whole
-    views in 6 minutes."""
+    MSE, so their colours are learned last. 1: the plain MSE."""
     equivariance_weight: float = 0.5
     """Weight of an equivariance loss in the spirit of EQ-VAE: the decoder must turn a spatially transformed latent
     (a random quarter turn, and half the time also halved in size) into the same transform of the image. It asks
-    for a latent that behaves like an image under moves, which the Tri-Planes must reproduce from every view: with
-    crops, a fit of new cars reached 26.8 dB latent PSNR against 19.2 dB without either (the levers table). 0: off."""
+    for a latent that behaves like an image under moves, which the Tri-Planes must reproduce from every view. 0: off."""
     ema_decay: Optional[float] = None
     """Decay of an exponential moving average of the weights (torch's `AveragedModel`, the decay warmed up as in
     diffusers' `EMAModel`, see `ema_average`); the average is what is measured, kept as the best and saved. None: the
@@ -109,8 +106,7 @@ WARMUP_STEPS = 50
 def ema_average(decay: float) -> Callable[[Tensor, Tensor, Tensor], Tensor]:
     """`AveragedModel`'s update of one averaged tensor by the current one after n updates: an exponential moving
     average whose decay warms up as diffusers' `EMAModel` does by default, min(decay, (1 + n) / (10 + n)). Without
-    the warm-up the first weights, close to the random ones, linger: a decay of 0.99 left the held-out reconstruction
-    at 17.5 dB after 330 steps, against 28.0 dB for the raw weights."""
+    the warm-up the first weights, close to the random ones, linger in the average for many steps."""
 
     def average(averaged: Tensor, current: Tensor, updates: Tensor) -> Tensor:
         rate = torch.clamp((1.0 + updates) / (10.0 + updates), max=decay).to(averaged.dtype)

@@ -139,9 +139,9 @@ class AutoencoderConfig(InstantiateConfig):
     """Which image autoencoder maps RGB images to the latent images that the Tri-Planes are fitted to."""
 
     _target: Type = field(default_factory=lambda: LatentAutoencoder)
-    source: Literal["pretrained", "shipped", "compact", "identity"] = "pretrained"
+    source: Literal["pretrained", "shipped", "compact", "identity"] = "shipped"
     """'pretrained': a local diffusers AutoencoderKL or AutoencoderTiny directory (a hub id only when named and
-    online); 'shipped': the compact autoencoder inside the package (`latent_triplane_ns.shipped`, trained by
+    online); 'shipped' (the default): the compact autoencoder inside the package (`latent_triplane_ns.shipped`, trained by
     `ltn-train-ae` on procedural cars); 'compact': the compact configuration below with fresh weights (the starting
     point of AE training, and tests); 'identity': no autoencoder, latents are the RGB image itself (the RGB
     Tri-Plane baseline)."""

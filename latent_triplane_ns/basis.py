@@ -143,19 +143,21 @@ class BasisCheckpoint:
                 "--pipeline.model.allow-incomplete-basis True"
             )
 
-    def check_compatible(self, config: Any) -> None:
-        """Raises when the model config asks for other plane or MLP sizes than the checkpoint holds."""
+    def fit_config(self, config: Any) -> List[str]:
+        """Sets the plane and MLP sizes of a model config to the ones this basis was made with (the MLP reads F_mic +
+        F_mac features, so F_mic follows too); returns the changes made, as 'name: old -> new'."""
         s = self.settings
-        wanted = {
-            "plane_resolution": (config.plane_resolution, s.plane_resolution),
-            "macro_features": (config.macro_features, s.macro_features),
-            "num_basis": (config.num_basis, s.num_basis),
-            "mlp_hidden_width": (config.mlp_hidden_width, s.mlp_hidden_width),
-            "num_features": (config.micro_features + config.macro_features, s.num_features),
+        sizes = {
+            "plane_resolution": s.plane_resolution,
+            "micro_features": s.micro_features,
+            "macro_features": s.macro_features,
+            "num_basis": s.num_basis,
+            "mlp_hidden_width": s.mlp_hidden_width,
         }
-        wrong = [f"{k}: model {mine} vs checkpoint {theirs}" for k, (mine, theirs) in wanted.items() if mine != theirs]
-        if wrong:
-            raise BasisCheckpointError(f"{self.path / SETTINGS_FILE}: does not fit this model ({'; '.join(wrong)})")
+        changed = [f"{k}: {getattr(config, k)} -> {v}" for k, v in sizes.items() if getattr(config, k) != v]
+        for key, value in sizes.items():
+            setattr(config, key, value)
+        return changed
 
     def check_autoencoder(self, folder: Path) -> None:
         """Raises, naming both, when the autoencoder in `folder` has another latent size (channels, downsampling) than

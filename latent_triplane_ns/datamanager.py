@@ -27,7 +27,7 @@ from torch import Tensor
 
 from latent_triplane_ns.atomic import atomic_file, write_json
 from latent_triplane_ns.autoencoder import LatentAutoencoder
-from latent_triplane_ns.dataparsers.procedural import ProceduralCarsDataParserConfig
+from latent_triplane_ns.dataparsers.collection import SceneCollectionDataParserConfig
 from latent_triplane_ns.errors import InputError
 from latent_triplane_ns.images import ImageDataset, check_images
 from latent_triplane_ns.scene_batches import SceneSchedule, ray_shares
@@ -45,7 +45,8 @@ class LatentDataManagerConfig(VanillaDataManagerConfig):
     """
 
     _target: Type = field(default_factory=lambda: LatentDataManager)
-    dataparser: AnnotatedDataParserUnion = field(default_factory=ProceduralCarsDataParserConfig)
+    dataparser: AnnotatedDataParserUnion = field(default_factory=SceneCollectionDataParserConfig)
+    """The collection: by default a folder of scene folders (or one scene), given with `ns-train <method> --data`."""
     train_num_rays_per_batch: int = 4096
     """Latent pixels (rays) per training step, shared evenly by the step's scenes (see scenes_per_batch)."""
     scenes_per_batch: int = 16
@@ -65,6 +66,20 @@ class LatentDataManagerConfig(VanillaDataManagerConfig):
     """Crop images at the top-left to a multiple of the autoencoder's downsampling; False: such images are an error."""
 
 
+def check_one_size(dataset: InputDataset) -> None:
+    """Raises, naming the first image of another size, unless every camera of a split has one size (the latent images
+    of a split are stacked into one tensor)."""
+    cameras = dataset.cameras
+    odd = ((cameras.height != cameras.height[0]) | (cameras.width != cameras.width[0])).view(-1).nonzero()
+    if len(odd):
+        i = int(odd[0])
+        raise InputError(
+            f"{dataset.image_filenames[i]}: all images of a collection must share one size "
+            f"({int(cameras.height[0])}x{int(cameras.width[0])} for {dataset.image_filenames[0]}, "
+            f"{int(cameras.height[i])}x{int(cameras.width[i])} here)"
+        )
+
+
 class LatentDataManager(VanillaDataManager[ImageDataset]):
     """Holds the latent images of the collection and serves rays at latent resolution.
 
@@ -81,6 +96,8 @@ class LatentDataManager(VanillaDataManager[ImageDataset]):
         self._rng = torch.Generator().manual_seed(config.seed)
         if config.scenes_per_batch < 0:
             raise InputError(f"scenes_per_batch={config.scenes_per_batch}: give 0 (every scene) or a positive count")
+        for dataset in (self.train_dataset, self.eval_dataset):
+            check_one_size(dataset)
         # every image decodes (a truncated or damaged file is refused by name now, not at a later step)
         check_images([*self.train_dataset.image_filenames, *self.eval_dataset.image_filenames])
         self.eval_unseen_cameras = list(range(len(self.eval_dataset)))
@@ -139,14 +156,6 @@ class LatentDataManager(VanillaDataManager[ImageDataset]):
 
     def _encode(self, dataset: InputDataset, split: str) -> Dict[str, Tensor]:
         """Latents (N, h, w, C) and scene indices (N,) of a dataset, from the disk cache when it matches."""
-        heights, widths = dataset.cameras.height.unique(), dataset.cameras.width.unique()
-        if len(heights) > 1 or len(widths) > 1:
-            odd = int((dataset.cameras.height != dataset.cameras.height[0]).nonzero()[0, 0])
-            raise InputError(
-                f"{dataset.image_filenames[odd]}: all images of a collection must share one size for the latent "
-                f"cache ({int(dataset.cameras.height[0])}x{int(dataset.cameras.width[0])} vs "
-                f"{int(dataset.cameras.height[odd])}x{int(dataset.cameras.width[odd])})"
-            )
         scene_index = dataset.cameras.metadata["scene_index"].view(-1).long()
         ae = self.autoencoder
         use_disk = self.config.cache_latents_on_disk and ae.vae is not None

@@ -52,7 +52,9 @@ class LatentTriplaneModelConfig(ModelConfig):
     autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
     """The autoencoder (ignored when a basis checkpoint is given: the basis brings its own)."""
     basis_checkpoint: Optional[Path] = None
-    """Basis checkpoint directory (global basis, MLP, autoencoder, normalisation) to learn new scenes against."""
+    """Basis checkpoint directory (global basis, MLP, autoencoder, normalisation) to learn new scenes against. Its
+    sizes become the field's: plane_resolution, micro_features, macro_features, num_basis and mlp_hidden_width are
+    taken from it."""
     allow_incomplete_basis: bool = False
     """Learn against a basis checkpoint whose run had not finished (killed, or still training); refused otherwise."""
     load_basis_scenes: bool = False
@@ -85,21 +87,23 @@ class LatentTriplaneModelConfig(ModelConfig):
     mean over the batch's rays), it then does not grow with the scenes per batch, and ranks that average their
     gradients compute what one process holding all their scenes would. (The paper sums 1e-4 x TV over its batch;
     1e-3 averaged over a batch of 10 scenes is the same.)"""
-    decoder_steps: int = 0
-    """Last steps of the run that also fine-tune the autoencoder's decoder, shared by every scene, on whole rendered
-    views: MSE(D(render), image), as IG-AE does. Each such step renders `decoder_views_per_step` training views at
-    latent resolution (or windows of them: `decoder_patch_size`) in place of the ray batch; the scenes' planes learn
-    from the same losses. 0: the decoder stays as the basis checkpoint or the autoencoder folder gives it."""
+    ray_steps: Optional[int] = None
+    """Training steps that fit the scenes to the cached latents by rays before the decoder steps begin. From this step
+    to the end of the run every step is a decoder step: `decoder_views_per_step` training views (or windows of them:
+    `decoder_patch_size`) are rendered at latent resolution, decoded, and compared with their images, MSE(D(render),
+    image), as IG-AE does; the scenes' planes and the autoencoder's decoder, shared by every scene, learn from it
+    together with the latent and TV losses. None: ray steps only, and the decoder stays as the basis checkpoint or
+    the autoencoder folder gives it."""
     decoder_views_per_step: int = 4
     """Training views rendered and decoded per decoder step."""
-    decoder_patch_size: Optional[int] = None
+    decoder_patch_size: Optional[int] = 16
     """Side, in latent pixels, of the random square window of each view that a decoder step renders and decodes (its
-    image is the matching window of the training image, `downsample_factor` times larger); None: whole views. A window
-    of half the latent's side costs a quarter of the rays and decoded pixels of a whole view."""
+    image is the matching window of the training image, `downsample_factor` times larger); None, or a side at least
+    the latent's: whole views. A window of half the latent's side costs a quarter of the rays and decoded pixels of a
+    whole view."""
     decoder_ae_loss_mult: float = 0.0
     """Weight of MSE(D(E(image)), image) in the decoder steps, which keeps the decoder a decoder of the encoder's
-    latents (the encoder itself stays frozen). 0 by default: on 5 new cars, 300 decoder steps at lr 1e-4 gave 23.12 dB without
-    it and 23.09 dB with 0.1, in 148 s against 234 s of training."""
+    latents (the encoder itself stays frozen); 0: off."""
     collider_params: Optional[Dict[str, float]] = field(default_factory=lambda: {"near_plane": 1.0, "far_plane": 4.2})
     """Near and far distances of every ray (the default suits cameras at radius 2.6 around a [-1, 1]^3 object)."""
     restore: Optional[Dict[str, Any]] = None
@@ -134,7 +138,9 @@ class LatentTriplaneModel(Model):
             loaded = basis_io.read_basis_checkpoint(config.basis_checkpoint)
             if not config.allow_incomplete_basis:
                 loaded.check_complete()
-            loaded.check_compatible(config)
+            adopted = loaded.fit_config(config)
+            if adopted:
+                CONSOLE.print(f"Field sizes from the basis {config.basis_checkpoint}: {', '.join(adopted)}")
             named = self._named_autoencoder()
             if named is not None:
                 loaded.check_autoencoder(named)
@@ -161,11 +167,12 @@ class LatentTriplaneModel(Model):
                 CONSOLE.log(f"{len(started)} of {num_scenes} scenes start from the planes stored in the basis")
         shared = config.shared_training
         self.train_shared = shared == "train" or (shared == "auto" and config.basis_checkpoint is None)
-        if config.decoder_steps > 0 and self.autoencoder.vae is None:
+        if self.has_decoder_steps and self.autoencoder.vae is None:
             raise InputError(
-                "decoder_steps fine-tunes an autoencoder's decoder: autoencoder.source 'identity' has none"
+                "ray_steps starts decoder steps, which fine-tune an autoencoder's decoder: autoencoder.source "
+                "'identity' has none (set --pipeline.model.ray-steps None)"
             )
-        if config.decoder_steps > 0:
+        if self.has_decoder_steps:
             for param in self.autoencoder_parts()["decoder"]:
                 param.requires_grad_(True)
         if not self.train_shared:  # frozen: no gradients computed for them at all
@@ -183,6 +190,8 @@ class LatentTriplaneModel(Model):
         chosen = os.environ.get(SCENE_ENV)
         if chosen:
             self.viewer_scene = self._scene_named(chosen)
+        self._step_kind: Optional[str] = None
+        """What the last training step did (`step_kind`), for the log line where it changes."""
         self.last_latent_image: Optional[Tensor] = None
         """All C channels (h, w, C) of the latent image of the last `get_outputs_for_camera` call."""
         self.scene_dropdown = ViewerDropdown(
@@ -193,7 +202,10 @@ class LatentTriplaneModel(Model):
         )
 
     def _named_autoencoder(self) -> Optional[Path]:
-        """The autoencoder folder the config names besides its basis checkpoint, if any (the shipped one included)."""
+        """The autoencoder folder the config names besides its basis checkpoint, if any: a pretrained one given by path
+        (the shipped one, the default, is not a choice the user made)."""
+        if self.config.autoencoder.source != "pretrained":
+            return None
         named = self.config.autoencoder.named_folder()
         return None if named is None else named[0] / (named[1] or "")
 
@@ -257,7 +269,7 @@ class LatentTriplaneModel(Model):
     def get_param_groups(self) -> Dict[str, List[Parameter]]:
         planes = self.field.triplanes
         groups = {"micro_planes": [planes.micro]}
-        if self.config.decoder_steps > 0:
+        if self.has_decoder_steps:
             groups["decoder"] = self.autoencoder_parts()["decoder"]
         if planes.num_basis > 0:
             groups["basis_weights"] = [planes.weights]
@@ -266,6 +278,15 @@ class LatentTriplaneModel(Model):
                 groups["basis"] = [planes.basis]
             groups["mlp"] = list(self.field.mlp.parameters())
         return groups
+
+    @property
+    def has_decoder_steps(self) -> bool:
+        """Whether some step of the run may be a decoder step (`ray_steps` set): the decoder then trains."""
+        return self.config.ray_steps is not None
+
+    def is_decoder_step(self, step: int) -> bool:
+        """Whether training step `step` is a decoder step (rendered views decoded) rather than a ray step."""
+        return self.config.ray_steps is not None and step >= self.config.ray_steps
 
     PER_SCENE_GROUPS = ("micro_planes", "basis_weights")
     """Parameter groups that hold one row per scene (never shared between ranks); every other group is shared."""
@@ -359,8 +380,9 @@ class LatentTriplaneModel(Model):
         self, training_callback_attributes: TrainingCallbackAttributes
     ) -> List[TrainingCallback]:
         trainer = training_callback_attributes.trainer
+        callbacks = [TrainingCallback([TrainingCallbackLocation.BEFORE_TRAIN_ITERATION], self.announce_step_kind)]
         if not (self.train_shared and self.field.triplanes.num_basis > 0 and trainer is not None):
-            return []
+            return callbacks
 
         def export(step: int, complete: bool = False) -> None:
             if step > 0 or complete:
@@ -368,9 +390,21 @@ class LatentTriplaneModel(Model):
 
         steps = trainer.config.steps_per_save
         return [
+            *callbacks,
             TrainingCallback([TrainingCallbackLocation.AFTER_TRAIN_ITERATION], export, update_every_num_iters=steps),
             TrainingCallback([TrainingCallbackLocation.AFTER_TRAIN], lambda step: export(step + 1, complete=True)),
         ]
+
+    def step_kind(self, step: int) -> str:
+        """What training step `step` does, as the log names it."""
+        return "decoder steps" if self.is_decoder_step(step) else "ray steps"
+
+    def announce_step_kind(self, step: int) -> None:
+        """Logs the kind of step from the first step of the run and wherever it changes."""
+        kind = self.step_kind(step)
+        if kind != self._step_kind:
+            CONSOLE.log(f"step {step}: {kind}")
+            self._step_kind = kind
 
     @torch.no_grad()
     def render_latent_image(self, camera: Cameras, obb_box=None) -> Dict[str, Tensor]:

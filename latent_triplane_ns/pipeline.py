@@ -17,6 +17,7 @@ from latent_triplane_ns.ae_model import ENCODER_PHASES, LatentTriplaneAEModel, L
 from latent_triplane_ns.ae_training import RECIPE_RANGE, latent_statistics
 from latent_triplane_ns.datamanager import LatentDataManagerConfig
 from latent_triplane_ns.distributed.sync import average_
+from latent_triplane_ns.errors import InputError
 from latent_triplane_ns.evaluation import Evaluation, SceneEvaluator, psnr_from_mse
 from latent_triplane_ns.model import LatentTriplaneModelConfig
 
@@ -40,20 +41,10 @@ class LatentPipeline(VanillaPipeline):
     def __init__(self, config: LatentPipelineConfig, device: str, *args, grad_scaler=None, **kwargs):
         super().__init__(config, device, *args, grad_scaler=grad_scaler, **kwargs)
         self.datamanager.set_autoencoder(self.model.autoencoder)
-        self.decoder_from: Optional[int] = None
-        """First step that fine-tunes the decoder (`model.decoder_steps` before the run's last); None: none does."""
-
-    def get_training_callbacks(
-        self, training_callback_attributes: TrainingCallbackAttributes
-    ) -> List[TrainingCallback]:
-        trainer = training_callback_attributes.trainer
-        if self.config.model.decoder_steps > 0 and trainer is not None:
-            self.decoder_from = max(0, trainer.config.max_num_iterations - self.config.model.decoder_steps)
-        return super().get_training_callbacks(training_callback_attributes)
 
     def get_train_loss_dict(self, step: int):
         self.model.check_weights_loaded()  # before any image is encoded with an autoencoder still to be loaded
-        if self.decoder_from is None or step < self.decoder_from:
+        if not self.model.is_decoder_step(step):
             return super().get_train_loss_dict(step)
         model_config = self.config.model
         ray_bundle, batch = self.datamanager.next_train_views(
@@ -136,34 +127,32 @@ class LatentAEPipeline(LatentPipeline):
 
     def __init__(self, config: LatentAEPipelineConfig, device: str, *args, **kwargs):
         super().__init__(config, device, *args, **kwargs)
-        model_config = self.config.model
-        self.warmup_steps = model_config.ae_warmup_steps if model_config.autoencoder.source == "compact" else 0
-        """Steps of the warm-up: only a compact autoencoder trained from scratch has one."""
+        planes = self.model.field.triplanes
+        if planes.num_basis > planes.num_scenes:
+            raise InputError(
+                f"{self.datamanager.get_datapath()}: the collection has {planes.num_scenes} scenes, too few for a basis "
+                f"of {planes.num_basis} plane sets: give at least {planes.num_basis} scenes, or fewer basis plane sets "
+                f"with --pipeline.model.num-basis {planes.num_scenes} (or less)"
+            )
         self.phase: Optional[Phase] = None
         """The phase of the last step (None before the first)."""
-
-    def phase_at(self, step: int) -> Phase:
-        if step < self.warmup_steps:
-            return "warmup"
-        if self.decoder_from is not None and step >= self.decoder_from:
-            return "decoder"
-        if step < self.warmup_steps + self.config.model.fit_steps:
-            return "fit"
-        return "joint"
 
     def get_training_callbacks(
         self, training_callback_attributes: TrainingCallbackAttributes
     ) -> List[TrainingCallback]:
         optimizers = training_callback_attributes.optimizers
         trainer = training_callback_attributes.trainer
+        model = self.model
+        if trainer is not None:
+            self.check_phases_fit(trainer.config.max_num_iterations)
 
         def switch(step: int) -> None:
-            phase = self.phase_at(step)
+            phase = model.phase_at(step)
             if phase == self.phase:
                 return
-            if phase == "fit" and step == self.warmup_steps and self.warmup_steps > 0:
+            if phase == "fit" and step == model.warmup_steps and model.warmup_steps > 0:
                 self.normalise_latents()
-            if phase == "joint" and step == self.warmup_steps + self.config.model.fit_steps and trainer is not None:
+            if phase == "joint" and model.phase_at(step - 1) == "fit" and trainer is not None:
                 # The basis as it stands with the autoencoder frozen throughout: what the joint phase improves on.
                 snapshot = Path(trainer.base_dir) / "basis_before_joint"
                 basis_io.write_basis_checkpoint(self.model, snapshot, step, complete=True)
@@ -195,8 +184,19 @@ class LatentAEPipeline(LatentPipeline):
         average_([shift, scale])  # in scene-parallel training, every rank normalises with the same statistics
         ae.set_statistics(shift, scale)
 
+    def check_phases_fit(self, max_num_iterations: int) -> None:
+        """Raises when the phases before the decoder phase do not fit the run's steps (a phase would be cut short)."""
+        model, config = self.model, self.config.model
+        before = model.warmup_steps + (config.ray_steps or 0) + config.joint_steps
+        if config.ray_steps is not None and before > max_num_iterations:
+            raise InputError(
+                f"the phases before the decoder phase (warm-up {model.warmup_steps}, fit {config.ray_steps}, joint "
+                f"{config.joint_steps} steps) take {before} steps, more than the run's {max_num_iterations}: raise "
+                f"--max-num-iterations to {before} or more"
+            )
+
     def get_train_loss_dict(self, step: int):
-        phase = self.phase_at(step)
+        phase = self.model.phase_at(step)
         if phase in ("fit", "decoder"):
             return super().get_train_loss_dict(step)
         if phase == "warmup":

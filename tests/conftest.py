@@ -14,15 +14,43 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ["OMP_NUM_THREADS"] = "1"
 torch.set_num_threads(1)
 
-TINY_ARCHITECTURE = dict(block_out_channels=(8, 8, 8, 8), latent_channels=4)
-"""An 8x-downsampling compact AutoencoderKL small enough to encode in milliseconds."""
-
 
 def tiny_autoencoder_config(**architecture):
-    """A 'compact' AutoencoderConfig of the tiny architecture (entries of `architecture` override it)."""
-    from latent_triplane_ns.autoencoder import AutoencoderConfig, CompactAEConfig
+    """A 'compact' AutoencoderConfig of the toy preset's architecture (entries of `architecture` override it)."""
+    from dataclasses import replace
 
-    return AutoencoderConfig(source="compact", compact=CompactAEConfig(**{**TINY_ARCHITECTURE, **architecture}))
+    from latent_triplane_ns.autoencoder import AutoencoderConfig
+    from latent_triplane_ns.benchmark.config import TOY_AUTOENCODER
+
+    return AutoencoderConfig(source="compact", compact=replace(TOY_AUTOENCODER, **architecture))
+
+
+def tiny_settings(compact_autoencoder: bool) -> dict:
+    """The tests' tiny run, as ns-train flags and their values (the toy benchmark preset's plane side, samples, rays
+    and autoencoder): one definition for the runs made in this process and on a command line."""
+    from latent_triplane_ns.benchmark.config import TOY_AUTOENCODER, TOY_RAYS, TOY_SIZES
+
+    settings = {
+        "pipeline.datamanager.train-num-rays-per-batch": TOY_RAYS,
+        "pipeline.datamanager.eval-num-rays-per-batch": TOY_RAYS,
+        "pipeline.model.plane-resolution": TOY_SIZES.plane_resolution,
+        "pipeline.model.num-coarse-samples": TOY_SIZES.num_coarse_samples,
+        "pipeline.model.num-importance-samples": TOY_SIZES.num_importance_samples,
+        "pipeline.model.eval-num-rays-per-chunk": 1024,
+    }
+    if compact_autoencoder:
+        settings["pipeline.model.autoencoder.source"] = "compact"
+        settings["pipeline.model.autoencoder.compact.block-out-channels"] = TOY_AUTOENCODER.block_out_channels
+        settings["pipeline.model.autoencoder.compact.latent-channels"] = TOY_AUTOENCODER.latent_channels
+    return settings
+
+
+def tiny_flags(compact_autoencoder: bool = False) -> list:
+    """`tiny_settings` on an ns-train command line."""
+    flags = []
+    for name, value in tiny_settings(compact_autoencoder).items():
+        flags += [f"--{name}", *(map(str, value) if isinstance(value, tuple) else [str(value)])]
+    return flags
 
 
 @pytest.fixture(scope="session")
@@ -58,15 +86,14 @@ def reduced_config(method: str, data: Path, output_dir: Path, steps: int = 40, s
     datamanager = config.pipeline.datamanager
     datamanager.dataparser = SceneCollectionDataParserConfig(data=data, scene_range=scene_range)
     datamanager.data = None
-    datamanager.train_num_rays_per_batch = 256
-    datamanager.eval_num_rays_per_batch = 256
     m = config.pipeline.model
     if m.autoencoder.source != "identity":
         m.autoencoder = tiny_autoencoder_config()
-    m.plane_resolution = 16
-    m.num_coarse_samples = 16
-    m.num_importance_samples = 16
-    m.eval_num_rays_per_chunk = 1024
+    for name, value in tiny_settings(compact_autoencoder=False).items():
+        owner, key = (config, name.split("."))
+        for part in key[:-1]:
+            owner = getattr(owner, part)
+        setattr(owner, key[-1].replace("-", "_"), value)
     for key, value in model.items():
         setattr(m, key, value)
     return config

@@ -11,7 +11,14 @@ from conftest import reduced_config
 from latent_triplane_ns.basis import SCENES_FILE, SETTINGS_FILE, TENSORS_FILE, read_basis_checkpoint
 from latent_triplane_ns.field import plane_tv
 
-STEPS = {"ae_warmup_steps": 6, "fit_steps": 40, "views_per_step": 2, "num_basis": 2, "joint_encode_mode": "mean"}
+STEPS = {
+    "ae_warmup_steps": 6,
+    "ray_steps": 40,
+    "joint_steps": 20,
+    "views_per_step": 2,
+    "num_basis": 2,
+    "joint_encode_mode": "mean",
+}
 
 
 def stage1_config(data, tmp, steps=66, **overrides):
@@ -40,7 +47,7 @@ def stage1(tiny_collection, tmp_path_factory):
 
     def recording(step):
         outputs, losses, metrics = original(step)
-        totals.append((pipeline.phase_at(step), float(sum(v.detach() for v in losses.values()))))
+        totals.append((pipeline.model.phase_at(step), float(sum(v.detach() for v in losses.values()))))
         return outputs, losses, metrics
 
     pipeline.get_train_loss_dict = recording
@@ -162,7 +169,8 @@ def test_an_autoencoder_tiny_goes_through_every_phase_into_the_basis(tiny_collec
         tmp_path,
         steps=16,
         ae_warmup_steps=2,
-        fit_steps=8,
+        ray_steps=8,
+        joint_steps=6,
         autoencoder=tiny_autoencoder_config(kind="tiny"),
     )
     trainer.train()
@@ -179,8 +187,8 @@ def test_the_decoder_phase_fine_tunes_only_the_decoder_on_rendered_windows(tiny_
         tiny_collection,
         tmp_path,
         steps=20,
-        fit_steps=8,
-        decoder_steps=6,
+        ray_steps=8,
+        joint_steps=0,
         decoder_patch_size=2,
         decoder_views_per_step=2,
     )
@@ -190,10 +198,10 @@ def test_the_decoder_phase_fine_tunes_only_the_decoder_on_rendered_windows(tiny_
     original = pipeline.get_train_loss_dict
 
     def recording(step):
-        if pipeline.phase_at(step) == "decoder" and not before:
+        if model.phase_at(step) == "decoder" and not before:
             before.update({k: v.detach().clone() for k, v in model.autoencoder.vae.state_dict().items()})
         outputs, losses, metrics = original(step)
-        seen.append((pipeline.phase_at(step), set(losses)))
+        seen.append((model.phase_at(step), set(losses)))
         return outputs, losses, metrics
 
     pipeline.get_train_loss_dict = recording

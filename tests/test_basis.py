@@ -91,9 +91,21 @@ def test_scenes_of_another_shape_are_refused_not_dropped(written):
     wider = small_model(micro=4, macro=2)  # the MLP reads 6 features: sizes differ from the checkpoint's
     with pytest.raises(BasisCheckpointError, match=r"scenes\.safetensors: its scenes' micro planes are"):
         basis.load_into(wider.field, ["s0"])
-    with pytest.raises(BasisCheckpointError, match="does not fit this model"):
-        sizes = dict(plane_resolution=4, micro_features=4, macro_features=2, num_basis=2, mlp_hidden_width=8)
-        basis.check_compatible(SimpleNamespace(**sizes))
+
+
+def test_a_model_config_takes_the_basis_sizes(written):
+    _, path = written
+    config = SimpleNamespace(plane_resolution=32, micro_features=8, macro_features=16, num_basis=8, mlp_hidden_width=8)
+    changed = read_basis_checkpoint(path).fit_config(config)
+    # the basis: 4x4 planes, F_mic 3 + F_mac 2, M=2, MLP width 8 (unchanged, so not reported)
+    assert vars(config) == dict(plane_resolution=4, micro_features=3, macro_features=2, num_basis=2, mlp_hidden_width=8)
+    assert changed == [
+        "plane_resolution: 32 -> 4",
+        "micro_features: 8 -> 3",
+        "macro_features: 16 -> 2",
+        "num_basis: 8 -> 2",
+    ]
+    assert read_basis_checkpoint(path).fit_config(config) == []
 
 
 def test_settings_are_a_frozen_dataclass(written):

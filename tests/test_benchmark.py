@@ -123,9 +123,8 @@ def test_toy_benchmark_on_a_collection_it_did_not_generate(other_collection, tmp
     from latent_triplane_ns.scripts.benchmark import entrypoint
 
     out = tmp_path / "bench"
-    # Micro-Macro spends the second half of its 1.8 s budget fine-tuning the decoder on rendered views too.
-    decoder = ["--micro-macro-decoder-after-seconds", "0.9"]
-    entrypoint(["--preset", "toy", "--output-dir", str(out), "--collection", str(other_collection), *decoder])
+    # the toy preset's latent runs make 20 ray steps, then decoder steps: rendered views decoded, the decoder trained
+    entrypoint(["--preset", "toy", "--output-dir", str(out), "--collection", str(other_collection)])
     report = json.loads((out / "benchmark.json").read_text())
     for result in report["methods"].values():
         assert result["scene_names"] == ["teapot", "vase"]  # the scenes after the basis scenes
@@ -136,8 +135,8 @@ def test_toy_benchmark_on_a_collection_it_did_not_generate(other_collection, tmp
         json.loads(line) for line in (out / "logs" / "latent-micro-macro.progress.jsonl").read_text().splitlines()
     ]
     (switch,) = [e for e in events if e["event"] == "decoder"]
-    assert 0.9 <= switch["train_seconds"] < 0.03 * 60
-    assert "decoder" not in report["methods"]["latent-micro"]["trainable_parameter_groups"]
+    assert switch["step"] == 20 and 0 < switch["train_seconds"] < 0.03 * 60
+    assert "decoder" in report["methods"]["latent-micro"]["trainable_parameter_groups"]
     basis = read_basis_checkpoint(Path(report["one_off"]["basis"]["path"]))
     assert basis.settings.scene_names == ("lamp", "mug")
     assert not (out / "data").exists()  # nothing generated
@@ -221,60 +220,21 @@ def test_stage_records_reuse_only_a_complete_stage_of_the_same_settings(tmp_path
     assert runs == [1, 1, 1, 1, 1] and "cannot be read" in lines[-1]
 
 
-def test_a_method_is_rerun_when_its_decoder_start_changes_and_only_then(tmp_path):
+def test_a_method_is_rerun_when_its_schedule_of_decoder_steps_changes_and_only_then(tmp_path):
     from latent_triplane_ns.benchmark.stages import Workspace, method_key
 
     workspace = Workspace(data=tmp_path / "data", runs=tmp_path / "runs", logs=tmp_path / "logs")
-    sizes = BENCHMARK_PRESETS["cpu"]().sizes
-    micro_macro = ("latent-triplane-small", 1024, 5.0, {"decoder_steps": 10**9, "decoder_patch_size": 16})
-    rgb = ("triplane-rgb", 1024, 5.0, {})
+    config = BENCHMARK_PRESETS["cpu"]()
+    sizes = config.resolved_sizes()
 
-    def key(run, seconds):
-        config = BenchmarkConfig(micro_macro_decoder_after_seconds=seconds)
-        return method_key(config, workspace, run, ["a", "b"], sizes, basis=None)
+    def key(method, **settings):
+        return method_key(config, workspace, (method, 1024, 5.0, settings), ["a", "b"], sizes, basis=None)
 
-    assert (
-        key(micro_macro, 60.0)["decoder_after_seconds"] == 60.0 and key(micro_macro, 6.0)["decoder_after_seconds"] == 6
-    )
-    assert key(micro_macro, 60.0) != key(micro_macro, 6.0)
-    assert key(rgb, 60.0) == key(rgb, 6.0) and "decoder_after_seconds" not in key(rgb, 60.0)
-
-
-@pytest.mark.parametrize("after_seconds, first_decoder_step", [(0.0, 0), (6.0, 6)])
-def test_the_training_clock_starts_decoder_steps_after_their_seconds_of_training(
-    monkeypatch, after_seconds, first_decoder_step
-):
-    from latent_triplane_ns.benchmark import budget
-    from latent_triplane_ns.benchmark.config import NEVER
-
-    clock = [0.0]
-    monkeypatch.setattr(budget.time, "perf_counter", lambda: clock[0])
-    # decoder_from 3: what the model's decoder_steps gave before the clock takes over
-    pipeline = SimpleNamespace(decoder_from=3, model=SimpleNamespace(device="cpu"))
-    trainer = SimpleNamespace(pipeline=pipeline, config=SimpleNamespace(optimizers={}), stop_training=False)
-    evaluator = SimpleNamespace(evaluate=lambda: SimpleNamespace(means=lambda: {"psnr": 20.0, "ssim": 0.5}))
-    events = []
-    training = budget.BudgetedTraining(trainer, 10.0, [], evaluator, events.append, after_seconds)
-    training.start()
-    ray_steps = 0
-    for step in range(10):  # one second of training per step, a 10 s budget
-        ray_steps += step < pipeline.decoder_from  # the pipeline's test for a ray step
-        clock[0] += 1.0
-        training(step)
-    # a budget of 10 s whose steps after `after_seconds` are decoder steps: `after_seconds` ray steps
-    assert ray_steps == first_decoder_step == after_seconds and pipeline.decoder_from != NEVER
-    (switch,) = [e for e in events if e["event"] == "decoder"]
-    assert switch["step"] == first_decoder_step and switch["train_seconds"] == after_seconds
-    assert trainer.stop_training and [e["train_seconds"] for e in events if e["event"] == "eval"] == [0.0, 10.0]
-
-
-def test_decoder_steps_after_micro_macros_budget_are_refused_before_any_training(tmp_path):
-    from latent_triplane_ns.scripts.benchmark import entrypoint
-
-    out = tmp_path / "bench"
-    with pytest.raises(ValueError, match="seconds 1.8 must be at least 0 and below Micro-Macro's budget"):
-        entrypoint(["--preset", "toy", "--output-dir", str(out), "--micro-macro-decoder-after-seconds", "1.8"])
-    assert not out.exists()
+    # the preset's schedule is part of the key: a run made under another preset is not reused
+    assert key("latent-triplane-small")["schedule"] == {"ray_steps": 100, "decoder_patch_size": 16}
+    assert key("latent-triplane-small", ray_steps=50)["schedule"]["ray_steps"] == 50
+    assert key("latent-triplane-small") != key("latent-triplane-small", ray_steps=50)
+    assert key("triplane-rgb")["schedule"]["ray_steps"] is None
 
 
 def check_toy_report(out: Path) -> dict:
@@ -302,7 +262,8 @@ def check_toy_report(out: Path) -> dict:
     target = methods["triplane-rgb"]["curve"][-1]["psnr"] - report["settings"]["target_margin_db"]
     assert report["targets"]["quality_target_psnr"] == pytest.approx(target)
     # Micro-Macro was fitted against the frozen basis: only its per-scene parameters were optimised
-    assert methods["latent-micro-macro"]["trainable_parameter_groups"] == ["basis_weights", "micro_planes"]
+    # (and the shared decoder, which the preset's decoder steps train)
+    assert methods["latent-micro-macro"]["trainable_parameter_groups"] == ["basis_weights", "decoder", "micro_planes"]
     assert methods["latent-micro"]["parameters"]["shared"]["basis"] == 0
     # the basis stage is the paper's stage 1: its steps with the autoencoder frozen, then joint ones
     basis = report["one_off"]["basis"]
@@ -364,3 +325,47 @@ def test_a_killed_toy_benchmark_rerun_reuses_its_finished_stages(tmp_path, capsy
     table = (out / "benchmark.md").read_text()
     assert "held-out reconstruction PSNR" in table and "(reused from an earlier run)" in table
     assert "which reused autoencoder from an earlier run into the same folder" in table
+
+
+def test_stage_progress_prints_a_line_per_stage_and_per_curve_point(capsys):
+    from latent_triplane_ns.benchmark.progress import StageProgress, job_progress
+
+    events = [
+        {"event": "setup"},
+        {"event": "train"},
+        {"event": "eval", "train_seconds": 0.0, "step": 0, "psnr": 7.5, "ssim": 0.1},
+        {"event": "step", "train_seconds": 1.0, "step": 10},
+        {"event": "eval", "train_seconds": 2.5, "step": 25, "psnr": 12.25, "ssim": 0.3},
+        {"event": "final_eval"},
+        {"event": "done"},
+    ]
+    with StageProgress({"latent-micro": 60.0}, enabled=False) as progress:
+        progress.begin("latent-micro", "fitting 2 new scenes", 60.0)
+        relay = job_progress(progress)
+        for event in events:
+            relay({"name": "latent-micro", **event})
+        progress.end()
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[:-1] == [
+        "latent-micro: begins, fitting 2 new scenes; about 60 s planned",
+        "latent-micro: 0.0 s of training, step 0: held-out PSNR 7.50 dB",
+        "latent-micro: 2.5 s of training, step 25: held-out PSNR 12.25 dB",
+    ]
+    assert lines[-1].startswith("latent-micro: ends after ") and lines[-1].endswith(" s")
+
+    # a stage quiet for quiet_seconds gets its status
+    with StageProgress({"basis": 60.0}, enabled=False, quiet_seconds=0.0) as progress:
+        progress.begin("basis", "training the basis", 60.0)
+        job_progress(progress)({"name": "basis", "event": "step", "train_seconds": 1.0, "step": 10})
+    assert "basis: setting up step 10 held-out PSNR nan dB (0 s)" in capsys.readouterr().out
+
+
+def test_log_axes_get_plain_1_2_5_ticks():
+    from latent_triplane_ns.benchmark.report import log_ticks, plain_number
+
+    labels = lambda low, high: [plain_number(t) for t in log_ticks(low, high)]  # noqa: E731
+    assert labels(2, 600) == ["2", "5", "10", "20", "50", "100", "200", "500"]
+    assert labels(0.24, 0.95) == ["0.3", "0.5", "0.7"]
+    assert labels(13, 150) == ["20", "30", "50", "70", "100"]
+    assert labels(0.7, 2e4) == ["1", "10", "100", "1,000", "10,000"]
+    assert len(log_ticks(1e-6, 1e9)) <= 8

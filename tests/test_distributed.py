@@ -15,7 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 import torch
-from conftest import reduced_config, run_training
+from conftest import reduced_config, run_training, tiny_flags
 
 from latent_triplane_ns.distributed.shards import ShardError, ShardLayout
 
@@ -30,8 +30,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def tiny_flags(output_dir: Path, data: Path, steps: int, *extra: str) -> list:
-    """ns-train flags of `conftest.reduced_config` for latent-triplane-small, on the command line."""
+def tiny_run_flags(output_dir: Path, data: Path, steps: int, *extra: str) -> list:
+    """ns-train flags of a tiny latent-triplane-small run (conftest's tiny settings, its compact autoencoder)."""
     return [
         "latent-triplane-small",
         *("--output-dir", str(output_dir), "--timestamp", "run", "--vis", "tensorboard"),
@@ -39,17 +39,8 @@ def tiny_flags(output_dir: Path, data: Path, steps: int, *extra: str) -> list:
         *("--max-num-iterations", str(steps), "--steps-per-save", str(max(1, steps // 2))),
         *("--steps-per-eval-batch", str(steps), "--steps-per-eval-image", str(steps)),
         *("--steps-per-eval-all-images", str(10 * steps)),
-        *(
-            "--pipeline.datamanager.train-num-rays-per-batch",
-            "256",
-            "--pipeline.datamanager.eval-num-rays-per-batch",
-            "256",
-        ),
-        *("--pipeline.model.plane-resolution", "16", "--pipeline.model.eval-num-rays-per-chunk", "1024"),
-        *("--pipeline.model.num-coarse-samples", "16", "--pipeline.model.num-importance-samples", "16"),
-        *("--pipeline.model.num-basis", "2", "--pipeline.model.autoencoder.source", "compact"),
-        *("--pipeline.model.autoencoder.compact.block-out-channels", "8", "8", "8", "8"),
-        *("--pipeline.model.autoencoder.compact.latent-channels", "4"),
+        *tiny_flags(compact_autoencoder=True),
+        *("--pipeline.model.num-basis", "2"),
         *extra,
         *("scene-collection", "--data", str(data), "--scene-range", "0", "4"),
     ]
@@ -201,7 +192,7 @@ def stage_2(tiny_collection, tmp_path_factory):
     )
     basis = Path(basis_run.base_dir) / "basis"
     extra = ("--pipeline.model.basis-checkpoint", str(basis), "--pipeline.datamanager.scenes-per-batch", "2")
-    returncode, output = finish(launch(tiny_flags(root / "parallel", tiny_collection, 6, *extra)))
+    returncode, output = finish(launch(tiny_run_flags(root / "parallel", tiny_collection, 6, *extra)))
     assert returncode == 0, output[-4000:]
     run = root / "parallel" / "unnamed" / "latent-triplane-small" / "run"
     return {"root": root, "basis": basis, "run": run, "output": output, "extra": extra}
@@ -265,7 +256,7 @@ def test_the_merged_run_opens_with_every_scene_and_renders_each_as_its_rank_did(
 def test_resume_over_two_loopback_nodes_continues_every_shard(stage_2, tiny_collection):
     """The 2-rank run, resumed as two machines of one rank each (torchrun's c10d rendezvous on 127.0.0.1)."""
     load = ("--load-dir", str(stage_2["run"] / "nerfstudio_models"))
-    args = tiny_flags(stage_2["root"] / "resumed", tiny_collection, 10, *stage_2["extra"], *load)  # 6 steps done
+    args = tiny_run_flags(stage_2["root"] / "resumed", tiny_collection, 10, *stage_2["extra"], *load)  # 6 steps done
     nodes = two_nodes(args)
     results = [finish(node) for node in nodes]
     assert all(code == 0 for code, _ in results), results[0][1][-3000:] + results[1][1][-3000:]
@@ -283,7 +274,7 @@ def test_resume_over_two_loopback_nodes_continues_every_shard(stage_2, tiny_coll
 
 def test_a_resume_on_another_number_of_ranks_is_refused(stage_2, tiny_collection):
     load = ("--load-dir", str(stage_2["run"] / "nerfstudio_models"))
-    args = tiny_flags(stage_2["root"] / "wrong", tiny_collection, 4, *stage_2["extra"], *load)
+    args = tiny_run_flags(stage_2["root"] / "wrong", tiny_collection, 4, *stage_2["extra"], *load)
     env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
     command = [TORCHRUN, "--standalone", "--nproc-per-node", "1", "-m", "latent_triplane_ns.distributed", *args]
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
@@ -293,7 +284,7 @@ def test_a_resume_on_another_number_of_ranks_is_refused(stage_2, tiny_collection
 
 def test_when_one_rank_dies_the_other_exits_and_names_it(tiny_collection, tmp_path):
     """Two loopback nodes of one rank each; rank 1 is killed mid-training (SIGKILL, after its first checkpoint)."""
-    args = tiny_flags(tmp_path, tiny_collection, 100000, "--pipeline.datamanager.scenes-per-batch", "2")
+    args = tiny_run_flags(tmp_path, tiny_collection, 100000, "--pipeline.datamanager.scenes-per-batch", "2")
     args[args.index("--steps-per-save") + 1] = "2"
     nodes = two_nodes(args)
     shard = tmp_path / "unnamed" / "latent-triplane-small" / "run" / "shards" / "rank-1"
@@ -312,12 +303,12 @@ def test_when_one_rank_dies_the_other_exits_and_names_it(tiny_collection, tmp_pa
 def test_more_ranks_than_scenes_and_ranks_that_select_other_scenes_are_refused_before_training(
     tiny_collection, tmp_path
 ):
-    one_scene = tiny_flags(tmp_path / "one", tiny_collection, 4)
+    one_scene = tiny_run_flags(tmp_path / "one", tiny_collection, 4)
     one_scene[one_scene.index("--scene-range") + 2] = "1"  # scenes [0, 1)
     code, output = finish(launch(one_scene))
     assert code != 0 and "2 ranks for a collection of 1 scenes" in " ".join(output.split()), output[-3000:]
     # two machines whose command lines differ: node 1 selects scenes [0, 3)
-    args = tiny_flags(tmp_path / "odd", tiny_collection, 4)
+    args = tiny_run_flags(tmp_path / "odd", tiny_collection, 4)
     other = list(args)
     other[other.index("--scene-range") + 2] = "3"
     first, second = two_nodes(args, other)

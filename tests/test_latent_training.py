@@ -119,9 +119,14 @@ def test_basis_checkpoint_errors(trained, tiny_collection, tmp_path):
         scene_range=(2, 4),
         basis_checkpoint=trainer.base_dir / "basis",
         num_basis=3,
+        plane_resolution=8,
+        micro_features=5,
     )
-    with pytest.raises(BasisCheckpointError, match="num_basis: model 3 vs checkpoint 8"):
-        config.pipeline.setup(device="cpu")
+    # stage 2 takes its field's sizes from the basis: M=8, 16x16 planes, F_mic 8 + F_mac 16 (the preset's F_mac)
+    model = config.pipeline.setup(device="cpu").model
+    planes = model.field.triplanes
+    assert (planes.num_basis, planes.resolution, planes.num_features) == (8, 16, 24)
+    assert (config.pipeline.model.num_basis, config.pipeline.model.micro_features) == (8, 8)
 
 
 def _decode_mse(pipeline, views: int = 6) -> float:
@@ -146,7 +151,7 @@ def test_decoder_steps_fine_tune_the_shared_decoder_on_rendered_views(trained, t
         steps=40,
         scene_range=(2, 4),
         basis_checkpoint=basis_dir,
-        decoder_steps=25,
+        ray_steps=15,  # 15 ray steps, then 25 decoder steps
         decoder_views_per_step=2,
         decoder_patch_size=patch,  # 2: windows of 2 x 2 of the 4 x 4 latent pixels
         decoder_ae_loss_mult=0.1,  # its loss runs through the encoder, which must not move
@@ -157,8 +162,17 @@ def test_decoder_steps_fine_tune_the_shared_decoder_on_rendered_views(trained, t
     fresh.setup()
     model = fresh.pipeline.model
     start = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    decoder_steps = []
+    original = fresh.pipeline.get_train_loss_dict
+
+    def recording(step):
+        outputs, losses, metrics = original(step)
+        decoder_steps.append("dec_loss" in losses)
+        return outputs, losses, metrics
+
+    fresh.pipeline.get_train_loss_dict = recording
     fresh.train()
-    assert fresh.pipeline.decoder_from == 15
+    assert decoder_steps == [False] * 15 + [True] * 25
     end = {k: v.detach().clone() for k, v in model.state_dict().items()}
     changed = {k for k in start if not torch.equal(start[k], end[k])}
     decoder_keys = {k for k in start if k.startswith(("autoencoder.vae.decoder.", "autoencoder.vae.post_quant_conv."))}
@@ -178,8 +192,8 @@ def test_decoder_steps_fine_tune_the_shared_decoder_on_rendered_views(trained, t
 def test_decoder_steps_need_an_autoencoder(tiny_collection, tmp_path):
     from latent_triplane_ns.errors import InputError
 
-    config = reduced_config("triplane-rgb", tiny_collection, tmp_path, decoder_steps=5)
-    with pytest.raises(InputError, match="decoder_steps"):
+    config = reduced_config("triplane-rgb", tiny_collection, tmp_path, ray_steps=5)
+    with pytest.raises(InputError, match="ray_steps starts decoder steps"):
         config.setup(local_rank=0, world_size=1).setup()
 
 

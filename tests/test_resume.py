@@ -190,8 +190,12 @@ def test_ltn_train_ae_killed_mid_run_resumes_and_ends_as_an_uninterrupted_run(ti
 # -------------------------------------------------------------------------------------------- ns-train, stages 1, 2
 
 
-def ns_train_command(method: str, out: Path, data: Path, steps: int, save_every: int, scenes, *model: str) -> List[str]:
-    """`ns-train` of a tiny CPU run (the sizes of conftest.reduced_config), a checkpoint every `save_every` steps."""
+def ns_train_command(
+    method: str, out: Path, data: Path, steps: int, save_every: int, scenes, *model: str, compact: bool = False
+) -> List[str]:
+    """`ns-train` of a tiny CPU run (conftest's tiny settings), a checkpoint every `save_every` steps."""
+    from conftest import tiny_flags
+
     never = "100000"
     return [
         str(BIN / "ns-train"), method,
@@ -200,9 +204,7 @@ def ns_train_command(method: str, out: Path, data: Path, steps: int, save_every:
         "--max-num-iterations", str(steps), "--steps-per-save", str(save_every),
         "--steps-per-eval-batch", never, "--steps-per-eval-image", never, "--steps-per-eval-all-images", never,
         "--logging.local-writer.enable", "False",
-        "--pipeline.datamanager.train-num-rays-per-batch", "256", "--pipeline.datamanager.eval-num-rays-per-batch", "256",
-        "--pipeline.model.plane-resolution", "16", "--pipeline.model.num-coarse-samples", "16",
-        "--pipeline.model.num-importance-samples", "16", "--pipeline.model.eval-num-rays-per-chunk", "1024",
+        *tiny_flags(compact_autoencoder=compact),
         *model,
         "scene-collection", "--data", str(data), "--scene-range", str(scenes[0]), str(scenes[1]),
     ]  # fmt: skip
@@ -307,9 +309,8 @@ def stage_1_command(out: Path, data: Path) -> List[str]:
     """Stage 1 from scratch: 10 steps of AE warm-up, 30 fitting the scenes, 10 joint; a checkpoint at step 15."""
     return ns_train_command(
         "latent-triplane-ae-small", out, data, S1_STEPS, 15, (0, 2),
-        "--pipeline.model.autoencoder.compact.block-out-channels", "8", "8", "8", "8",
-        "--pipeline.model.ae-warmup-steps", "10", "--pipeline.model.fit-steps", "30",
-        "--pipeline.model.views-per-step", "8", "--pipeline.model.num-basis", "2",
+        "--pipeline.model.ae-warmup-steps", "10", "--pipeline.model.ray-steps", "30", "--pipeline.model.joint-steps", "10",
+        "--pipeline.model.views-per-step", "8", "--pipeline.model.num-basis", "2", compact=True,
     )  # fmt: skip
 
 

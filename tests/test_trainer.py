@@ -11,10 +11,10 @@ from conftest import reduced_config, run_training
 
 
 def test_the_decay_follows_max_num_iterations_and_config_records_the_autoencoder(tiny_collection, tmp_path):
-    config = reduced_config("latent-triplane-small", tiny_collection, tmp_path, steps=30)
+    config = reduced_config("latent-triplane-small", tiny_collection, tmp_path, steps=30, ray_steps=None)
     scheduled = {name: group["scheduler"] for name, group in config.optimizers.items() if group["scheduler"]}
     assert set(scheduled) == {"micro_planes", "basis_weights", "basis", "mlp"}  # the decoder's rate stays flat
-    assert {scheduler.max_steps for scheduler in scheduled.values()} == {3000}  # written for 3000 steps
+    assert {scheduler.max_steps for scheduler in scheduled.values()} == {600}  # written for the preset's 600 steps
     trainer = run_training(config)
     assert set(trainer.optimizers.optimizers) == set(scheduled)  # no decoder group without decoder steps
     for name, optimizer in trainer.optimizers.optimizers.items():
@@ -92,3 +92,49 @@ def test_stage_2_resumes_after_its_basis_folder_moved(tiny_collection, tmp_path)
     assert trainer._start_step == 4 and trainer.config.max_num_iterations == 3
     trainer.train()
     assert sorted(p.name for p in first.checkpoint_dir.glob("step-*.ckpt"))[-1] == "step-000000006.ckpt"
+
+
+@pytest.fixture(scope="module")
+def mixed_sizes(tmp_path_factory) -> Path:
+    """Two scenes of 32 px and one of 48 px in one collection."""
+    from latent_triplane_ns.procedural import generate_collection
+
+    import shutil
+
+    base = tmp_path_factory.mktemp("mixed")
+    common = dict(seed=3, num_train_views=3, num_test_views=1, workers=1, show_progress=False)
+    generate_collection(base / "cars", num_scenes=2, image_size=32, **common)
+    generate_collection(base / "large", num_scenes=1, first_scene=2, image_size=48, **common)
+    shutil.move(base / "large" / "scene_00002", base / "cars" / "scene_00002")
+    return base / "cars"
+
+
+@pytest.mark.parametrize(
+    "method, scenes, settings, message",
+    [
+        ("latent-triplane-small", (0, 3), {}, r"scene_00002/.*: all images of a collection must share one size "),
+        (
+            "latent-triplane-ae-small",
+            (0, 2),
+            dict(num_basis=3, ray_steps=4),
+            r"cars: the collection has 2 scenes, too few for a basis of 3 plane sets: .*--pipeline.model.num-basis 2",
+        ),
+        (
+            "latent-triplane-ae-small",
+            (0, 2),
+            dict(num_basis=2, ae_warmup_steps=0, ray_steps=4, joint_steps=3),
+            r"take 7 steps, more than the run's 5: raise --max-num-iterations to 7",
+        ),
+    ],
+    ids=["image-sizes", "too-few-scenes-for-the-basis", "phases-longer-than-the-run"],
+)
+def test_bad_collections_and_phases_are_refused_before_training_leaving_no_folder(
+    mixed_sizes, tmp_path, method, scenes, settings, message
+):
+    from latent_triplane_ns.errors import InputError
+
+    config = reduced_config(method, mixed_sizes, tmp_path, steps=5, scene_range=scenes, **settings)
+    config.save_config()
+    with pytest.raises(InputError, match=message):
+        config.setup(local_rank=0, world_size=1).setup()
+    assert not config.get_base_dir().exists()

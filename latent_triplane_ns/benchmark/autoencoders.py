@@ -78,7 +78,11 @@ class AETableConfig:
     """Recipe and budget of every autoencoder (its architecture comes from the variant)."""
     fit_minutes: float = 1.5
     """Training-time budget of the fit of the new scenes in each autoencoder's latent space."""
-    fit_sizes: FieldSizes = field(default_factory=lambda: FieldSizes(micro_features=24, macro_features=0, num_basis=0))
+    fit_sizes: FieldSizes = field(
+        default_factory=lambda: replace(
+            FieldSizes.of_method("latent-triplane-small"), micro_features=24, macro_features=0, num_basis=0
+        )
+    )
     """Per-scene Tri-Planes of the fits (no basis: the figure measures the latent space, not a basis)."""
     rays_per_batch: int = 1024
     """Latent rays per step of the fits."""
@@ -182,6 +186,7 @@ def _fit_new_scenes(
         config.fit_sizes,
         autoencoder=AutoencoderConfig(source="pretrained", pretrained_path=ae_dir),
         basis_checkpoint=None,
+        ray_steps=None,  # ray steps only: the fit measures the latent space, not a decoder tuned on renders
     )
     write_config(trainer_config)
     budget = config.fit_minutes * 60

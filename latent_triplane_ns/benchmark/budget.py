@@ -22,9 +22,6 @@ class BudgetedTraining:
         eval_times: training times of the curve's evaluations.
         evaluator: evaluates the curve's views.
         report: called with each progress event.
-        decoder_after_seconds: training time after which every step is a decoder step (the pipeline's decoder
-            steps start when the clock reaches it; 0: from the first step); None: as the pipeline's decoder_from
-            says.
     """
 
     def __init__(
@@ -34,7 +31,6 @@ class BudgetedTraining:
         eval_times: Sequence[float],
         evaluator: SceneEvaluator,
         report: Callable[[Dict], None],
-        decoder_after_seconds: Optional[float] = None,
     ):
         self.trainer, self.budget_seconds, self.evaluator, self.report = trainer, budget_seconds, evaluator, report
         self.train_seconds, self.steps = 0.0, 0
@@ -43,9 +39,7 @@ class BudgetedTraining:
         self.mark = time.perf_counter()
         self.last_report = 0.0
         self.device = torch.device(trainer.pipeline.model.device)
-        self.decoder_after_seconds = decoder_after_seconds
-        if decoder_after_seconds is not None and getattr(trainer.pipeline, "decoder_from", None) is None:
-            raise ValueError("decoder_after_seconds needs a model with decoder_steps")
+        self.decoder_steps_began = False
 
     def evaluate(self) -> None:
         means = self.evaluator.evaluate().means()
@@ -56,11 +50,6 @@ class BudgetedTraining:
     def start(self) -> None:
         if self.budget_seconds is not None:
             self.set_horizon(NEVER)
-        if self.decoder_after_seconds is not None:
-            from_start = self.decoder_after_seconds <= 0
-            self.trainer.pipeline.decoder_from = 0 if from_start else NEVER  # else once the clock reaches it
-            if from_start:
-                self.report({"event": "decoder", "train_seconds": 0.0, "step": 0})
         self.evaluate()
         sync(self.device)
         self.mark = time.perf_counter()
@@ -77,17 +66,13 @@ class BudgetedTraining:
         self.train_seconds += now - self.mark
         self.steps = step + 1
         budget = self.budget_seconds
+        model = self.trainer.pipeline.model
+        if not self.decoder_steps_began and getattr(model, "is_decoder_step", lambda _: False)(self.steps):
+            self.decoder_steps_began = True  # the next step is the model's first decoder step
+            self.report({"event": "decoder", "train_seconds": self.train_seconds, "step": self.steps})
         if budget is not None and (self.steps == 10 or (self.pending and self.train_seconds >= self.pending[0])):
             # the decay ends where the budget is expected to end at the speed seen so far
             self.set_horizon(self.steps * budget / max(self.train_seconds, 1e-9))
-        pipeline = self.trainer.pipeline
-        if (
-            self.decoder_after_seconds is not None
-            and pipeline.decoder_from == NEVER
-            and self.train_seconds >= self.decoder_after_seconds
-        ):
-            pipeline.decoder_from = self.steps
-            self.report({"event": "decoder", "train_seconds": self.train_seconds, "step": self.steps})
         if budget is None:
             done = self.steps >= self.trainer.config.max_num_iterations
         else:

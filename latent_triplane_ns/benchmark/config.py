@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Callable, Dict, Literal, Optional, Tuple
 
@@ -32,32 +32,49 @@ NEVER = 10**9
 class FieldSizes:
     """Tri-Plane field sizes shared by every method, so the methods differ only in what the paper compares."""
 
-    plane_resolution: int = 32
+    plane_resolution: int
     """Side of every plane."""
-    micro_features: int = 8
+    micro_features: int
     """F_mic: per-scene features of Micro-Macro; triplane-rgb and per-scene-only planes get F_mic + F_mac."""
-    macro_features: int = 16
+    macro_features: int
     """F_mac: features of every basis plane."""
-    num_basis: int = 8
+    num_basis: int
     """M: basis plane sets."""
-    mlp_hidden_width: int = 64
+    mlp_hidden_width: int
     """Hidden width of the tiny MLP."""
-    num_coarse_samples: int = 24
+    num_coarse_samples: int
     """Stratified samples per ray."""
-    num_importance_samples: int = 24
+    num_importance_samples: int
     """Importance samples per ray."""
 
     @property
     def num_features(self) -> int:
         return self.micro_features + self.macro_features
 
+    @classmethod
+    def of_method(cls, method: str) -> FieldSizes:
+        """The sizes of a registered method's preset."""
+        model = preset_config(method).pipeline.model
+        return cls(**{f.name: getattr(model, f.name) for f in fields(cls)})
+
+
+def preset_config(method: str):
+    """A copy of a registered method's TrainerConfig."""
+    import copy
+
+    from nerfstudio.configs.method_configs import all_methods
+
+    if method not in all_methods:
+        raise ValueError(f"{method!r} is not a registered nerfstudio method (is latent-triplane-ns installed?)")
+    return copy.deepcopy(all_methods[method])
+
 
 @dataclass
 class BenchmarkConfig:
-    """Sizes, budgets and outputs of one benchmark run. The defaults are the 'cpu' preset: the whole run, generation
-    and the basis stage included, fits 40 minutes on 2 cores (about 4 minutes of basis stage, 10 + 2 x 6 of training,
-    the rest setup, encoding and evaluation; the run prints its estimate first), starting from the shipped
-    autoencoder (8 more minutes to train one instead); the field is latent-triplane-small's."""
+    """Sizes, budgets and outputs of one benchmark run. The methods are the registered presets, run as they are but for
+    the budgets, the data and the sizes of the comparison. The defaults are the 'cpu' preset: the whole run,
+    generation and the basis stage included, fits 40 minutes on 2 cores (the run prints its estimate first), starting
+    from the shipped autoencoder; the field is latent-triplane-small's."""
 
     preset: Literal["toy", "cpu", "gpu"] = "cpu"
     """Preset the other defaults come from (read first; every other setting given overrides it)."""
@@ -97,28 +114,23 @@ class BenchmarkConfig:
     autoencoder_training: AETrainingConfig = field(default_factory=lambda: AETrainingConfig(max_minutes=8.0))
     """Recipe and budget of the compact autoencoder trained when no autoencoder is given."""
     basis_method: str = "latent-triplane-ae-small"
-    """Registered preset of the basis stage (a latent-triplane-ae method: scenes fitted with the autoencoder
-    frozen, then autoencoder, basis and scenes jointly, making the latent space 3D-aware); its field gets the
-    same sizes."""
-    basis_fit_steps: int = 800
-    """Basis-stage steps with the autoencoder frozen."""
-    basis_joint_steps: int = 0
-    """Basis-stage steps training autoencoder, basis and scenes jointly (0: the autoencoder stays frozen). 0 by
-    default: with the shipped autoencoder, 200 joint steps took its reconstruction of new cars from 31.7 to 20.2 dB."""
-    basis_decoder_steps: int = 300
-    """Basis-stage steps at its end that fine-tune the shared decoder on the basis scenes' rendered views, the encoder
-    frozen (the decoder phase): a one-off cost, after which the new scenes are decoded by a decoder that has learned
-    to decode rendered latents. 0: none."""
-    decoder_patch: Optional[int] = 16
-    """Side, in latent pixels, of the random window of each view that decoder steps (the basis stage's and
-    Micro-Macro's) render and decode (the model's decoder_patch_size); None: whole views. 16 of the cpu preset's 32
-    is a quarter of the work per view."""
+    """Registered preset of the basis stage (a latent-triplane-ae method), run with its own phases; its field gets the
+    comparison's sizes."""
+    basis_ray_steps: Optional[int] = None
+    """Steps of the basis stage's fit phase; None: the basis preset's."""
+    basis_joint_steps: Optional[int] = None
+    """Steps of the basis stage's joint phase; None: the basis preset's."""
+    basis_decoder_steps: Optional[int] = None
+    """Steps of the basis stage's decoder phase; None: the basis preset's."""
     latent_method: str = "latent-triplane-small"
-    """Registered preset of the latent runs on the new scenes: learning rates and schedule."""
+    """Registered preset of the latent runs on the new scenes, run with its own schedule under the time budget."""
+    latent_ray_steps: Optional[int] = None
+    """Ray steps of the latent runs before their decoder steps; None: the latent preset's."""
     rgb_method: str = "triplane-rgb"
     """Registered preset of the baseline: learning rate and schedule; its field gets the same sizes."""
-    sizes: FieldSizes = field(default_factory=FieldSizes)
-    """Field sizes of every method (a given basis checkpoint overrides the plane, basis and MLP sizes)."""
+    sizes: FieldSizes = field(default_factory=lambda: FieldSizes.of_method("latent-triplane-small"))
+    """Field sizes of every method: those of the latent method's preset (a given basis checkpoint overrides the plane,
+    basis and MLP sizes)."""
     latent_rays_per_batch: int = 1024
     """Latent rays per training step of the latent runs."""
     rgb_rays_per_batch: int = 1024
@@ -128,16 +140,7 @@ class BenchmarkConfig:
     latent_minutes: float = 10.0
     """Training-time budget of each latent-triplane run on the K new scenes (the baseline's budget by default)."""
     micro_macro_shared: Literal["frozen", "train"] = "frozen"
-    """Basis and MLP during the Micro-Macro fit: frozen (the default of a loaded basis) or fine-tuned (the paper). With
-    the shipped autoencoder, fine-tuned ended higher (cars 30.90 against 30.04 dB, furniture 28.41 against 27.61 dB) but
-    reached the time target a little later (4% against 3%, 11% against 10%; one run each)."""
-    micro_macro_decoder_after_seconds: Optional[float] = 6.0
-    """Training time of Micro-Macro after which its steps are decoder steps to the end of its budget: rendered windows
-    (or views) decoded and compared with the images, the planes and the shared decoder trained together (the model's
-    decoder steps, switched on by the training clock); the ray steps before them are cheaper and bring the fit near
-    their plateau within about 10 s. None: ray steps only, the decoder as the basis gives it. On the cpu preset's cars,
-    with 5-minute budgets, decoder steps after 60 s reached the baseline's target at 27% of its time, after 6 s at
-    13%; with 10-minute budgets, after 0 s at 13%."""
+    """Basis and MLP during the Micro-Macro fit: frozen (the default of a loaded basis) or fine-tuned (the paper)."""
     curve_points: int = 6
     """Held-out evaluations per run, log-spaced in training time from first_eval_seconds to the budget."""
     first_eval_seconds: float = 10.0
@@ -157,10 +160,43 @@ class BenchmarkConfig:
     memory_target_scenes: int = 1000
     """N at which the memory target is judged."""
 
+    def basis_phases(self) -> Tuple[int, int, int]:
+        """Steps of the basis stage's fit, joint and decoder phases: the ones given, else the basis preset's."""
+        preset = preset_config(self.basis_method)
+        model = preset.pipeline.model
+        ray = model.ray_steps or 0
+        joint = model.joint_steps
+        decoder = max(0, preset.max_num_iterations - ray - joint) if model.ray_steps is not None else 0
+        given = (self.basis_ray_steps, self.basis_joint_steps, self.basis_decoder_steps)
+        return tuple(
+            mine if mine is not None else theirs for mine, theirs in zip(given, (ray, joint, decoder), strict=True)
+        )
+
+    def resolved_sizes(self) -> FieldSizes:
+        """A copy of the comparison's field sizes (a given basis changes the copy)."""
+        return FieldSizes(**vars(self.sizes))
+
     def resolved_data_dir(self) -> Path:
         if self.collection is not None:
             return self.collection
         return self.data_dir if self.data_dir is not None else self.output_dir / "data"
+
+
+TOY_AUTOENCODER = CompactAEConfig(block_out_channels=(8, 8, 8, 8), latent_channels=4)
+"""The toy preset's autoencoder architecture, and the tests': an 8x compact AutoencoderKL that encodes in
+milliseconds."""
+TOY_SIZES = FieldSizes(
+    plane_resolution=16,
+    micro_features=4,
+    macro_features=4,
+    num_basis=2,
+    mlp_hidden_width=16,
+    num_coarse_samples=16,
+    num_importance_samples=16,
+)
+"""The toy preset's field sizes; the tests' runs take its plane side and samples."""
+TOY_RAYS = 256
+"""Rays per step of the toy preset's baseline and of the tests' runs."""
 
 
 def _toy() -> BenchmarkConfig:
@@ -173,29 +209,17 @@ def _toy() -> BenchmarkConfig:
         num_train_views=6,
         num_test_views=2,
         autoencoder_training=AETrainingConfig(
-            architecture=CompactAEConfig(block_out_channels=(8, 8, 8, 8)),
-            batch_size=4,
-            max_minutes=0.03,
-            eval_every_seconds=60.0,
+            architecture=TOY_AUTOENCODER, batch_size=4, max_minutes=0.03, eval_every_seconds=60.0
         ),
-        sizes=FieldSizes(
-            plane_resolution=16,
-            micro_features=4,
-            macro_features=4,
-            num_basis=2,
-            mlp_hidden_width=16,
-            num_coarse_samples=8,
-            num_importance_samples=8,
-        ),
+        sizes=TOY_SIZES,
         latent_rays_per_batch=64,
-        rgb_rays_per_batch=256,
-        basis_fit_steps=4,
+        rgb_rays_per_batch=TOY_RAYS,
+        basis_ray_steps=4,
         basis_joint_steps=2,
         basis_decoder_steps=0,
-        decoder_patch=None,
+        latent_ray_steps=20,
         rgb_minutes=0.03,
         latent_minutes=0.03,
-        micro_macro_decoder_after_seconds=None,
         curve_points=2,
         first_eval_seconds=0.5,
         eval_views_per_scene=1,
@@ -209,35 +233,23 @@ def _cpu() -> BenchmarkConfig:
 
 
 def _gpu() -> BenchmarkConfig:
-    # The paper's sizes: 64x64 planes, F_mic=10 + F_mac=22, M=50, 48+48 samples, batches of 32 latent views,
-    # the autoencoder and basis learned on 500 scenes and 40 new scenes (its exploitation set).
+    # The paper's presets (latent-triplane, latent-triplane-ae: 64x64 planes, F_mic=10 + F_mac=22, M=50, 48+48
+    # samples), the basis learned on 500 scenes and 40 new scenes (its exploitation set).
     return BenchmarkConfig(
         preset="gpu",
         output_dir=Path("outputs/benchmark-gpu"),
         device="cuda",
+        autoencoder=Path("shipped"),
         num_basis_scenes=500,
         num_new_scenes=40,
-        autoencoder_training=AETrainingConfig(batch_size=32, max_minutes=60.0),
         basis_method="latent-triplane-ae",
-        basis_fit_steps=10000,
-        basis_joint_steps=5000,
         latent_method="latent-triplane",
-        sizes=FieldSizes(
-            plane_resolution=64,
-            micro_features=10,
-            macro_features=22,
-            num_basis=50,
-            mlp_hidden_width=64,
-            num_coarse_samples=48,
-            num_importance_samples=48,
-        ),
+        sizes=FieldSizes.of_method("latent-triplane"),
         latent_rays_per_batch=8192,
         rgb_rays_per_batch=8192,
         rgb_minutes=60.0,
         latent_minutes=30.0,
         curve_points=12,
-        first_eval_seconds=10.0,
-        eval_views_per_scene=1,
         render_views=10,
     )
 

@@ -50,9 +50,6 @@ class TrainingJob:
     final_full_metrics: bool = False
     """The final evaluation gives the model's every metric (latent PSNR, the autoencoder's reconstruction PSNR of
     each view) besides PSNR and SSIM."""
-    decoder_after_seconds: Optional[float] = None
-    """Training time after which the steps are decoder steps (a model with decoder_steps); None: as the model's
-    decoder_steps say."""
 
 
 def run_job(job: TrainingJob, on_event: Optional[Callable[[Dict], None]] = None) -> Dict[str, Any]:
@@ -100,7 +97,7 @@ def run_job(job: TrainingJob, on_event: Optional[Callable[[Dict], None]] = None)
     curve_views = pick_views(scene_of_view, job.eval_views_per_scene)
     curve_eval = SceneEvaluator(model, datamanager, curve_views, full_metrics=False)
     ae_psnr = curve_eval.autoencoder_psnr()
-    clock = BudgetedTraining(trainer, job.budget_seconds, job.eval_times, curve_eval, report, job.decoder_after_seconds)
+    clock = BudgetedTraining(trainer, job.budget_seconds, job.eval_times, curve_eval, report)
     trainer.callbacks.append(TrainingCallback([TrainingCallbackLocation.AFTER_TRAIN_ITERATION], clock))
     report({"event": "train"})
     clock.start()

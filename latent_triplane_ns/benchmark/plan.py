@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Dict, List
 
-from latent_triplane_ns.benchmark.config import BenchmarkConfig
+from latent_triplane_ns.benchmark.config import BenchmarkConfig, preset_config
 
 
 def eval_schedule(budget_seconds: float, first_seconds: float, points: int) -> List[float]:
@@ -52,7 +52,8 @@ def planned_seconds(config: BenchmarkConfig) -> Dict[str, float]:
     unit = _UNIT_SECONDS[config.device]
     pixels = config.image_size**2
     area = pixels / 128**2
-    samples = config.sizes.num_coarse_samples + config.sizes.num_importance_samples
+    sizes = config.resolved_sizes()
+    samples = sizes.num_coarse_samples + sizes.num_importance_samples
     k, n = config.num_new_scenes, config.num_basis_scenes
     scenes = k + (0 if config.basis else n)
     views = config.num_train_views + config.num_test_views
@@ -65,10 +66,11 @@ def planned_seconds(config: BenchmarkConfig) -> Dict[str, float]:
         encode = unit["encode"] * area * n * config.num_train_views
         fit_step = unit["train_sample"] * config.latent_rays_per_batch * samples
         # a decoder window's share of a whole view, at the shipped autoencoder's 4x downsampling
-        window = 1.0 if config.decoder_patch is None else min(1.0, (4 * config.decoder_patch / config.image_size) ** 2)
+        patch = preset_config(config.basis_method).pipeline.model.decoder_patch_size
+        window = 1.0 if patch is None else min(1.0, (4 * patch / config.image_size) ** 2)
         decoder_step = unit["decoder_step"] * area * window
-        steps = config.basis_fit_steps * fit_step + config.basis_joint_steps * unit["joint_step"] * area
-        steps += config.basis_decoder_steps * decoder_step
+        ray_steps, joint_steps, decoder_steps = config.basis_phases()
+        steps = ray_steps * fit_step + joint_steps * unit["joint_step"] * area + decoder_steps * decoder_step
         plan["basis"] = steps + unit["process"] + encode + 2 * n * latent_view
     evaluated = (config.curve_points + 1) * k * config.eval_views_per_scene + k * config.num_test_views
     evaluated += config.render_views + 1

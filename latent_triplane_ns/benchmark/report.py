@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from latent_triplane_ns.ae_training import describe_training
 from latent_triplane_ns.benchmark.accounting import effective_memory_per_scene, paper_size_accounting, time_to_target
-from latent_triplane_ns.benchmark.config import METHOD_LABELS, PAPER, BenchmarkConfig
+from latent_triplane_ns.benchmark.config import METHOD_LABELS, PAPER, BenchmarkConfig, preset_config
 
 
 def summarize(report: Dict[str, Any], config: BenchmarkConfig) -> None:
@@ -94,13 +95,14 @@ def _limits(report: Dict[str, Any], config: BenchmarkConfig, target: float) -> L
             f"({basis['fit_steps']} steps with the autoencoder frozen, {basis['joint_steps']} joint steps, "
             f"{basis.get('decoder_steps', 0)} decoder steps; the paper: 500 scenes, 100 epochs on a GPU)."
         )
-    if config.micro_macro_decoder_after_seconds is not None:
-        patch = config.decoder_patch
+    latent = preset_config(config.latent_method).pipeline.model
+    if latent.ray_steps is not None:
+        patch = latent.decoder_patch_size
         views = "whole rendered views" if patch is None else f"rendered windows of {patch}x{patch} latent pixels"
         notes.append(
-            f"After {config.micro_macro_decoder_after_seconds:g} s of ray steps, Micro-Macro's training steps are "
-            f"decoder steps: they fine-tune the planes and the shared decoder on {views}, MSE(D(render), image); they "
-            "count in its training time."
+            f"After {latent.ray_steps} ray steps, the latent methods' training steps are decoder steps "
+            f"({config.latent_method}'s schedule): they fine-tune the planes and the shared decoder on {views}, "
+            "MSE(D(render), image); they count in the training time."
         )
     rgb = methods["triplane-rgb"]
     notes.append(
@@ -286,6 +288,41 @@ def markdown_report(report: Dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+LOG_TICK_STEPS = ((1.0, 2.0, 3.0, 5.0, 7.0), (1.0, 2.0, 5.0), (1.0,))
+"""Major ticks of a log axis within each power of ten, densest first."""
+
+
+def log_ticks(low: float, high: float, max_ticks: int = 8) -> List[float]:
+    """Major ticks of a log axis from `low` to `high`: the densest of LOG_TICK_STEPS (1-2-3-5-7, 1-2-5, powers of
+    ten) that puts at most `max_ticks` ticks there; every second (third, ...) power of ten for a wider span."""
+    low, high = sorted((low, high))
+    first, last = math.floor(math.log10(low)), math.ceil(math.log10(high))
+    for steps in LOG_TICK_STEPS:
+        ticks = [s * 10.0**e for e in range(first, last + 1) for s in steps if low <= s * 10.0**e <= high]
+        if len(ticks) <= max_ticks:
+            return ticks
+    stride = math.ceil(len(ticks) / max_ticks)
+    return [t for t in ticks if round(math.log10(t)) % stride == 0]
+
+
+def plain_number(value: float, _position: Optional[int] = None) -> str:
+    """A tick label without powers of ten: 0.05, 0.3, 2, 1,000."""
+    return f"{value:,.0f}" if value >= 1000 else f"{value:.3g}"
+
+
+def _legible_log_axis(ax, which: str) -> None:
+    """A log-scaled axis a person reads: major ticks at log_ticks, labelled as plain numbers, minor ticks unlabelled
+    (when the span holds fewer than two major ticks, ticks at round plain numbers)."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, MaxNLocator, NullFormatter
+
+    axis = ax.xaxis if which == "x" else ax.yaxis
+    ticks = log_ticks(*(ax.get_xlim() if which == "x" else ax.get_ylim()))
+    axis.set_major_locator(FixedLocator(ticks) if len(ticks) >= 2 else MaxNLocator(4))
+    axis.set_major_formatter(FuncFormatter(plain_number))
+    axis.set_minor_locator(LogLocator(base=10.0, subs=tuple(range(2, 10)), numticks=100))
+    axis.set_minor_formatter(NullFormatter())
+
+
 def write_plots(report: Dict[str, Any], output_dir: Path) -> List[Path]:
     """psnr_vs_time.png (held-out PSNR and SSIM against training time per scene) and memory_per_scene.png."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -311,6 +348,7 @@ def write_plots(report: Dict[str, Any], output_dir: Path) -> List[Path]:
         ax.set_xscale("log")
         ax.set_xlabel(f"training time per scene (s; {k} scenes trained jointly)")
         ax.grid(True, which="both", alpha=0.3)
+        _legible_log_axis(ax, "x")
     axes[0].legend(fontsize=8)
     figure.tight_layout()
     psnr_path = output_dir / "psnr_vs_time.png"
@@ -331,6 +369,8 @@ def write_plots(report: Dict[str, Any], output_dir: Path) -> List[Path]:
     ax.set_xlabel("scenes sharing the autoencoder / basis / MLP (N)")
     ax.set_ylabel(f"effective memory per scene ({unit})")
     ax.grid(True, which="both", alpha=0.3)
+    _legible_log_axis(ax, "x")
+    _legible_log_axis(ax, "y")
     ax.legend(fontsize=8)
     figure.tight_layout()
     memory_path = output_dir / "memory_per_scene.png"

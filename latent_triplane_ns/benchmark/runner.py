@@ -13,7 +13,7 @@ from typing import Any, Dict
 import torch
 
 from latent_triplane_ns.autoencoder import AutoencoderConfig
-from latent_triplane_ns.benchmark.config import BenchmarkConfig, FieldSizes
+from latent_triplane_ns.benchmark.config import BenchmarkConfig
 from latent_triplane_ns.benchmark.plan import planned_seconds
 from latent_triplane_ns.benchmark.progress import StageProgress
 from latent_triplane_ns.benchmark.report import markdown_report, summarize, write_outputs
@@ -105,19 +105,13 @@ def run_benchmark(config: BenchmarkConfig, show_progress: bool = True) -> Dict[s
         read_basis_checkpoint(Path(config.basis)).check_autoencoder(Path(config.autoencoder))  # names both
         console.print(f"The basis brings its own autoencoder (fine-tuned with it); {config.autoencoder} is not used.")
         config = replace(config, autoencoder=None)
-    after = config.micro_macro_decoder_after_seconds
-    if after is not None and not 0 <= after < 60 * config.latent_minutes:
-        raise ValueError(
-            f"--micro-macro-decoder-after-seconds {after:g} must be at least 0 and below Micro-Macro's budget, "
-            f"--latent-minutes {config.latent_minutes:g} (None: no decoder steps)"
-        )
     if config.device == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("device 'cuda' asked for, but torch sees no CUDA device")
     out = Path(config.output_dir)
     workspace = Workspace(data=config.resolved_data_dir(), runs=out / "runs", logs=out / "logs")
     workspace.logs.mkdir(parents=True, exist_ok=True)
     workspace.runs.mkdir(parents=True, exist_ok=True)
-    sizes = FieldSizes(**asdict(config.sizes))
+    sizes = config.resolved_sizes()
     plan = planned_seconds(config)
     console.print(
         f"[bold]ltn-benchmark[/bold] preset {config.preset}: K={config.num_new_scenes} new scenes at "

@@ -24,20 +24,36 @@ from latent_triplane_ns.scene_batches import SceneSchedule, ray_shares
 
 @dataclass
 class FieldSizes:
-    """Sizes of the synthetic field of the micro-benchmark (the CPU preset's)."""
+    """Sizes of the synthetic field of the micro-benchmark."""
 
-    resolution: int = 32
+    resolution: int
     """Plane side."""
-    micro_features: int = 8
+    micro_features: int
     """F_mic."""
-    macro_features: int = 16
+    macro_features: int
     """F_mac."""
-    num_basis: int = 8
+    num_basis: int
     """M."""
-    rays: int = 1024
+    rays: int
     """Rays per step."""
-    samples: int = 48
+    samples: int
     """Samples per ray."""
+
+    @classmethod
+    def of_method(cls, method: str = "latent-triplane-small") -> FieldSizes:
+        """The sizes of a registered method's preset (by default the CPU preset)."""
+        from latent_triplane_ns.benchmark.config import preset_config
+
+        pipeline = preset_config(method).pipeline
+        model = pipeline.model
+        return cls(
+            resolution=model.plane_resolution,
+            micro_features=model.micro_features,
+            macro_features=model.macro_features,
+            num_basis=model.num_basis,
+            rays=pipeline.datamanager.train_num_rays_per_batch,
+            samples=model.num_coarse_samples + model.num_importance_samples,
+        )
 
 
 def field_step_seconds(

@@ -11,7 +11,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 
 from latent_triplane_ns.autoencoder import AutoencoderConfig
-from latent_triplane_ns.benchmark.config import NEVER, BenchmarkConfig, FieldSizes
+from latent_triplane_ns.benchmark.config import NEVER, BenchmarkConfig, FieldSizes, preset_config
 from latent_triplane_ns.benchmark.job import TrainingJob, run_job, run_job_process, write_config
 from latent_triplane_ns.benchmark.plan import eval_schedule
 from latent_triplane_ns.benchmark.progress import StageProgress, job_progress
@@ -52,13 +52,7 @@ def method_trainer_config(
 ):
     """A registered method's TrainerConfig for a benchmark run: the dataparser's scenes, the sizes and ray batch,
     nerfstudio's own evaluations and intermediate checkpoints off (the benchmark evaluates on its own clock)."""
-    import copy
-
-    from nerfstudio.configs.method_configs import all_methods
-
-    if method not in all_methods:
-        raise ValueError(f"{method!r} is not a registered nerfstudio method (is latent-triplane-ns installed?)")
-    config = copy.deepcopy(all_methods[method])
+    config = preset_config(method)
     config.output_dir = output_dir
     config.experiment_name = experiment
     config.timestamp = "run"
@@ -177,15 +171,18 @@ def basis_key(
 ) -> Dict[str, Any]:
     """What makes the one-off basis: its scenes, the autoencoder it starts from (the id of the autoencoder stage's
     record, or the folder given), the method, its steps, sizes and rays, the device."""
+    ray_steps, joint_steps, decoder_steps = config.basis_phases()
     return {
         **data_key(config, workspace),
         "scenes": list(basis_names),
         "autoencoder": autoencoder,
         "method": config.basis_method,
-        "fit_steps": config.basis_fit_steps,
-        "joint_steps": config.basis_joint_steps,
-        "decoder_steps": config.basis_decoder_steps,
-        "decoder_patch": config.decoder_patch if config.basis_decoder_steps > 0 else None,
+        "fit_steps": ray_steps,
+        "joint_steps": joint_steps,
+        "decoder_steps": decoder_steps,
+        "decoder_patch": preset_config(config.basis_method).pipeline.model.decoder_patch_size
+        if decoder_steps
+        else None,
         "sizes": asdict(sizes),
         "rays_per_batch": config.latent_rays_per_batch,
         "device": config.device,
@@ -200,10 +197,12 @@ def method_key(
     sizes: FieldSizes,
     basis: Optional[str],
 ) -> Dict[str, Any]:
-    """What makes a compared method's figures: its scenes, method, rays, budget and model settings, the basis it
-    uses (the id of the basis stage's record, or the folder given; None for the RGB baseline), the minutes of decoder
-    steps its training clock starts, the evaluation and render schedule, the device."""
+    """What makes a compared method's figures: its scenes, method, rays, budget and model settings, the preset's
+    schedule of ray and decoder steps, the basis it uses (the id of the basis stage's record, or the folder given;
+    None for the RGB baseline), the evaluation and render schedule, the device."""
     method, rays, minutes, settings = run
+    model = preset_config(method).pipeline.model
+    schedule = {key: settings.get(key, getattr(model, key)) for key in ("ray_steps", "decoder_patch_size")}
     return {
         **data_key(config, workspace),
         "scenes": list(new_names),
@@ -213,10 +212,7 @@ def method_key(
         "model": settings,
         "sizes": asdict(sizes),
         "basis": basis,
-        # only for a run with decoder steps, so that the keys recorded before this entry stay valid for the others
-        **(
-            {"decoder_after_seconds": config.micro_macro_decoder_after_seconds} if settings.get("decoder_steps") else {}
-        ),
+        "schedule": schedule,
         "curve_points": config.curve_points,
         "first_eval_seconds": config.first_eval_seconds,
         "eval_views_per_scene": config.eval_views_per_scene,
@@ -319,9 +315,10 @@ def basis_stage(
     planned_seconds: float,
     progress: StageProgress,
 ) -> Tuple[Path, Dict[str, Any]]:
-    """The one-off basis, the paper's stage 1 on the basis scenes: scenes, basis and MLP fitted with the
-    autoencoder frozen, then the autoencoder trained with them (its latent space made 3D-aware)."""
+    """The one-off basis, the paper's stage 1 on the basis scenes, in the basis preset's phases (scenes, basis and MLP
+    fitted with the autoencoder frozen, the joint phase, the decoder phase)."""
     progress.begin("basis", "training the 3D-aware basis (one-off)", planned_seconds)
+    ray_steps, joint_steps, decoder_steps = config.basis_phases()
     basis_config = method_trainer_config(
         config.basis_method,
         collection_parser(config, workspace.data, basis_names),
@@ -333,11 +330,10 @@ def basis_stage(
         autoencoder=autoencoder,
         basis_checkpoint=None,
         shared_training="auto",
-        fit_steps=config.basis_fit_steps,
-        decoder_steps=config.basis_decoder_steps,
-        decoder_patch_size=config.decoder_patch,
+        ray_steps=ray_steps,
+        joint_steps=joint_steps,
     )
-    basis_config.max_num_iterations = config.basis_fit_steps + config.basis_joint_steps + config.basis_decoder_steps
+    basis_config.max_num_iterations = ray_steps + joint_steps + decoder_steps
     write_config(basis_config)
     job = TrainingJob(
         name="basis",
@@ -362,9 +358,9 @@ def basis_stage(
         "seconds": result["train_seconds"],
         "steps": result["steps"],
         "num_scenes": result["num_scenes"],
-        "fit_steps": config.basis_fit_steps,
-        "joint_steps": config.basis_joint_steps,
-        "decoder_steps": config.basis_decoder_steps,
+        "fit_steps": ray_steps,
+        "joint_steps": joint_steps,
+        "decoder_steps": decoder_steps,
         "held_out_psnr": result["curve"][-1]["psnr"],
         "path": str(basis_dir),
     }
@@ -396,6 +392,7 @@ def compared_runs(
     from latent_triplane_ns.basis import read_basis_checkpoint
 
     per_scene_only = dict(micro_features=sizes.num_features, macro_features=0, num_basis=0, basis_checkpoint=None)
+    schedule = {} if config.latent_ray_steps is None else {"ray_steps": config.latent_ray_steps}
     return {
         "triplane-rgb": (
             config.rgb_method,
@@ -411,22 +408,14 @@ def compared_runs(
                 per_scene_only,
                 autoencoder=read_basis_checkpoint(basis_dir).autoencoder_config(),
                 shared_training="auto",
+                **schedule,
             ),
         ),
         "latent-micro-macro": (
             config.latent_method,
             config.latent_rays_per_batch,
             config.latent_minutes,
-            dict(
-                basis_checkpoint=basis_dir.resolve(),
-                shared_training=config.micro_macro_shared,
-                # the clock starts the decoder steps after micro_macro_decoder_after_seconds of training
-                **(
-                    dict(decoder_steps=NEVER, decoder_patch_size=config.decoder_patch)
-                    if config.micro_macro_decoder_after_seconds is not None
-                    else {}
-                ),
-            ),
+            dict(basis_checkpoint=basis_dir.resolve(), shared_training=config.micro_macro_shared, **schedule),
         ),
     }
 
@@ -460,7 +449,6 @@ def method_stage(
         progress_file=str(workspace.logs / f"{name}.progress.jsonl"),
         result_file=str(workspace.logs / f"{name}.json"),
         seed=config.seed,
-        decoder_after_seconds=config.micro_macro_decoder_after_seconds if settings.get("decoder_steps") else None,
     )
     result = run_job_process(job, workspace.logs / f"{name}.log", job_progress(progress))
     progress.end()

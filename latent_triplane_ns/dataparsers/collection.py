@@ -14,6 +14,7 @@ import torch
 from nerfstudio.cameras.cameras import Cameras, CameraType
 from nerfstudio.data.dataparsers.base_dataparser import DataParser, DataParserConfig, DataparserOutputs
 from nerfstudio.data.scene_box import SceneBox
+from nerfstudio.utils.rich_utils import CONSOLE
 
 from latent_triplane_ns.scene_io import (
     CollectionError,
@@ -153,7 +154,22 @@ class SceneCollection(CollectionDataParser):
             return _read_frames(scene_dir, meta, _frames(meta, path), path)
         path = scene_dir / "transforms.json"
         meta = read_json(path)
+        if not any(key in meta for key in ("train_filenames", "test_filenames", "val_filenames")):
+            self.interval_split.append(path)
         return _read_frames(scene_dir, meta, _nerfstudio_split(meta, _frames(meta, path), split, path), path)
+
+    def _generate_dataparser_outputs(self, split: str = "train", **kwargs: Dict | None) -> DataparserOutputs:
+        self.interval_split: List[Path] = []  # the transforms.json files read without train/test file lists
+        outputs = super()._generate_dataparser_outputs(split, **kwargs)
+        if split == "train" and self.interval_split:
+            more = len(self.interval_split) - 1
+            CONSOLE.log(
+                f"{self.interval_split[0]}{f' and {more} more' if more else ''}: "
+                f"no train/test file lists, so every {NERFSTUDIO_EVAL_INTERVAL}th frame in file_path order, from the "
+                "first, is held out for evaluation (nerfstudio's own parser holds out 10%); give train_filenames and "
+                "test_filenames in transforms.json to choose"
+            )
+        return outputs
 
 
 def _frames(meta: Any, path: Path) -> List[Dict[str, Any]]:

@@ -3,7 +3,7 @@
     torchrun --nproc-per-node 2 -m latent_triplane_ns.distributed latent-triplane --data ... <usual ns-train flags>
 
 Several machines: the same command on each, with `--nnodes N --node-rank i --rdzv-backend c10d
---rdzv-endpoint HOST:PORT` (see the README). gloo on CPU, nccl on CUDA.
+--rdzv-endpoint HOST:PORT` (docs/scaling.md). gloo on CPU, nccl on CUDA.
 """
 
 from __future__ import annotations

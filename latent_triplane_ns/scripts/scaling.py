@@ -89,8 +89,8 @@ class Field:
     """Collection sizes N."""
     scenes_per_batch: List[int] = field(default_factory=lambda: [0, 8, 16, 32])
     """Scenes per step (0: rays uniform over all scenes)."""
-    sizes: FieldSizes = field(default_factory=FieldSizes)
-    """Field and batch sizes."""
+    sizes: FieldSizes = field(default_factory=FieldSizes.of_method)
+    """Field and batch sizes (by default latent-triplane-small's)."""
 
     def main(self) -> None:
         rows = field_curve(self.num_scenes, self.scenes_per_batch, self.sizes)
@@ -212,7 +212,12 @@ class Stage1:
         method = "latent-triplane-ae-small"
         for ranks, threads in ((1, 2), (2, 1)):
             name = f"stage1-ranks{ranks}-threads{threads}"
-            model = ["--pipeline.model.fit-steps", str(self.fit_steps)]
+            model = [
+                "--pipeline.model.ray-steps",
+                str(self.fit_steps),
+                "--pipeline.model.joint-steps",
+                str(self.joint_steps),
+            ]
             args = ns_train_args(self.common, method, name, steps, self.num_scenes, data, model)
             timed = run_timed(RunSpec(name, torchrun(ranks, args), threads), self.common.output_dir / f"{name}.log")
             info = _eval_info(self.common, name, method)
