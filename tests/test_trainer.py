@@ -97,9 +97,9 @@ def test_stage_2_resumes_after_its_basis_folder_moved(tiny_collection, tmp_path)
 @pytest.fixture(scope="module")
 def mixed_sizes(tmp_path_factory) -> Path:
     """Two scenes of 32 px and one of 48 px in one collection."""
-    from latent_triplane_ns.procedural import generate_collection
-
     import shutil
+
+    from latent_triplane_ns.procedural import generate_collection
 
     base = tmp_path_factory.mktemp("mixed")
     common = dict(seed=3, num_train_views=3, num_test_views=1, workers=1, show_progress=False)
