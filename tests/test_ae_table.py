@@ -25,6 +25,7 @@ def test_variant_names_by_hand():
         variant_architecture("kl-f8")
 
 
+@pytest.mark.slow
 def test_toy_table_end_to_end(tiny_collection, tmp_path):
     scenes = BenchmarkConfig(
         collection=tiny_collection, image_size=32, num_basis_scenes=2, num_new_scenes=1, num_test_views=2

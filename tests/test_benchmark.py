@@ -119,6 +119,7 @@ def other_collection(tiny_collection, tmp_path):
     return root
 
 
+@pytest.mark.slow
 def test_toy_benchmark_on_a_collection_it_did_not_generate(other_collection, tmp_path):
     from latent_triplane_ns.scripts.benchmark import entrypoint
 
@@ -280,6 +281,7 @@ def check_toy_report(out: Path) -> dict:
     return report
 
 
+@pytest.mark.slow
 def test_a_killed_toy_benchmark_rerun_reuses_its_finished_stages(tmp_path, capsys):
     """The toy preset end to end, killed once: SIGKILL once the autoencoder stage is recorded and the basis stage has
     started; the rerun into the same folder reuses the autoencoder (with the figures the first run measured), restarts

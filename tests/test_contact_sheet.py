@@ -52,6 +52,7 @@ def test_compose_sheet_layout_and_error_column():
         compose_sheet([])
 
 
+@pytest.mark.slow
 def test_contact_sheet_command(run_config, tmp_path):
     from nerfstudio.utils.eval_utils import eval_setup
 

@@ -356,6 +356,7 @@ def test_procedural_furniture_family(tmp_path):
     assert "family 'furniture' instead of 'cars'" in str(refused.value)
 
 
+@pytest.mark.slow
 def test_ns_train_help_lists_the_dataparsers():
     """``ns-train nerfacto <dataparser> --help`` exits with 0 for each registered dataparser (entry points)."""
     script = (

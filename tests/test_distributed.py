@@ -154,6 +154,7 @@ def _shared_gradients(rank: int, world_size: int, port: int, data: Path, referen
         dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_stage_1_shared_gradients_of_two_ranks_equal_one_process_holding_every_scene(tiny_collection, tmp_path):
     import torch.multiprocessing as mp
 
@@ -213,6 +214,7 @@ def shard_config(stage_2: dict, data: Path, name: str, rank: int):
     )
 
 
+@pytest.mark.slow
 def test_stage_2_each_rank_trains_its_scenes_as_one_process_holding_only_them(stage_2, tiny_collection):
     merged = torch.load(stage_2["run"] / "nerfstudio_models" / "step-000000005.ckpt", weights_only=False)
     assert sorted(p.name for p in (stage_2["run"] / "shards" / "rank-1").iterdir()) == ["step-000000005.ckpt"]
@@ -228,6 +230,7 @@ def test_stage_2_each_rank_trains_its_scenes_as_one_process_holding_only_them(st
     assert "rank 1 of 2: scenes 2..3" not in stage_2["output"]  # one log: rank 0's
 
 
+@pytest.mark.slow
 def test_the_merged_run_opens_with_every_scene_and_renders_each_as_its_rank_did(stage_2, tiny_collection):
     import json
 
@@ -253,6 +256,7 @@ def test_the_merged_run_opens_with_every_scene_and_renders_each_as_its_rank_did(
     assert results["psnr"] == pytest.approx(sum(m["psnr"] for m in merged.values()) / 4, abs=1e-4)
 
 
+@pytest.mark.slow
 def test_resume_over_two_loopback_nodes_continues_every_shard(stage_2, tiny_collection):
     """The 2-rank run, resumed as two machines of one rank each (torchrun's c10d rendezvous on 127.0.0.1)."""
     load = ("--load-dir", str(stage_2["run"] / "nerfstudio_models"))
@@ -272,6 +276,7 @@ def test_resume_over_two_loopback_nodes_continues_every_shard(stage_2, tiny_coll
         assert int(shard["optimizers"]["micro_planes"]["state"][0]["step"].max()) > 6  # Adam's count went on
 
 
+@pytest.mark.slow
 def test_a_resume_on_another_number_of_ranks_is_refused(stage_2, tiny_collection):
     load = ("--load-dir", str(stage_2["run"] / "nerfstudio_models"))
     args = tiny_run_flags(stage_2["root"] / "wrong", tiny_collection, 4, *stage_2["extra"], *load)
@@ -282,6 +287,7 @@ def test_a_resume_on_another_number_of_ranks_is_refused(stage_2, tiny_collection
     assert "trained on 2 ranks, this resume has 1" in " ".join(result.stderr.split()), result.stderr[-3000:]
 
 
+@pytest.mark.slow
 def test_when_one_rank_dies_the_other_exits_and_names_it(tiny_collection, tmp_path):
     """Two loopback nodes of one rank each; rank 1 is killed mid-training (SIGKILL, after its first checkpoint)."""
     args = tiny_run_flags(tmp_path, tiny_collection, 100000, "--pipeline.datamanager.scenes-per-batch", "2")
@@ -300,6 +306,7 @@ def test_when_one_rank_dies_the_other_exits_and_names_it(tiny_collection, tmp_pa
     assert "rank 0: rank 1 stopped" in " ".join(output0.split()), output0[-3000:]
 
 
+@pytest.mark.slow
 def test_more_ranks_than_scenes_and_ranks_that_select_other_scenes_are_refused_before_training(
     tiny_collection, tmp_path
 ):

@@ -7,9 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from latent_triplane_ns.errors import InputError, MissingInputError
 
 
+@pytest.mark.slow
 def test_ns_train_names_a_missing_basis_checkpoint_without_a_traceback(tiny_collection, tmp_path):
     missing = tmp_path / "no-such-basis"
     command = [

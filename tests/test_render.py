@@ -27,6 +27,9 @@ from latent_triplane_ns.datamanager import CACHE_DIRNAME
 from latent_triplane_ns.ffmpeg import ensure_ffmpeg
 from latent_triplane_ns.procedural import look_at_poses
 
+pytestmark = pytest.mark.slow
+"""Render and video tests, on runs trained for them."""
+
 SPIRAL_FRAMES = (8, 1.0)
 """Frame rate and seconds of the spiral video."""
 INTERPOLATION_STEPS = 2

@@ -19,6 +19,9 @@ import pytest
 import torch
 import tyro
 
+pytestmark = pytest.mark.slow
+"""Every test starts, kills and reruns command-line processes."""
+
 BIN = Path(sys.executable).parent
 ENV = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
 TIMEOUT = 240

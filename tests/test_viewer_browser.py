@@ -32,6 +32,9 @@ import torch
 from conftest import reduced_config, run_training
 from PIL import Image
 
+pytestmark = pytest.mark.slow
+"""A browser and an ns-viewer process per test, on two tiny trained runs."""
+
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 CHROMIUM_ARGS = ["--no-sandbox", "--use-gl=angle", "--use-angle=swiftshader", "--enable-unsafe-swiftshader"]
 """Software WebGL: the viewer draws its render as a texture in a three.js scene."""
