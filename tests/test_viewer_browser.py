@@ -32,7 +32,7 @@ import torch
 from conftest import reduced_config, run_training
 from PIL import Image
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
 """A browser and an ns-viewer process per test, on two tiny trained runs."""
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
