@@ -117,11 +117,20 @@ def atomic_directory(final: Path, marker: Optional[str] = None) -> Iterator[Path
         raise
 
 
-def atomic_file(final: Path, write: Callable[[Path], Any]) -> Path:
-    """Writes a file through a hidden temporary sibling that `write(tmp_path)` fills, flushed, then renamed."""
+def atomic_file(final: Path, write: Callable[[Path], Any], staging: Optional[Path] = None) -> Path:
+    """Writes a file through a hidden temporary file that `write(tmp_path)` fills, flushed, then renamed.
+
+    Args:
+        final: the file to write.
+        write: fills the temporary file it is given.
+        staging: the folder of the temporary file (on the same file system as `final`); by default `final`'s own.
+            Give another where a reader lists `final`'s folder and takes every name in it for an output.
+    """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary_sibling(final)
+    if staging is not None:
+        tmp = Path(staging) / tmp.name
     try:
         write(tmp)
         with open(tmp, "rb") as handle:

@@ -8,11 +8,14 @@ import shutil
 import sys
 import zipfile
 from pathlib import Path
-from typing import Literal
+from typing import Any, Dict, Literal
 
+import torch
 import yaml
 from nerfstudio.engine.trainer import Trainer
+from nerfstudio.utils.decorators import check_main_thread
 
+from latent_triplane_ns.atomic import atomic_file
 from latent_triplane_ns.errors import InputError
 
 
@@ -20,6 +23,24 @@ def checkpoint_files(folder: Path) -> list:
     """nerfstudio's checkpoints (`step-<step, 9 digits>.ckpt`) in `folder`, oldest step first; none for a folder that
     does not exist."""
     return sorted(Path(folder).glob("step-*.ckpt")) if Path(folder).is_dir() else []
+
+
+def checkpoint_name(step: int) -> str:
+    """nerfstudio's name of the checkpoint of `step`."""
+    return f"step-{step:09d}.ckpt"
+
+
+def remove_other_checkpoints(folder: Path, keep: str) -> None:
+    """Deletes every checkpoint in `folder` but the one named `keep`."""
+    for path in checkpoint_files(folder):
+        if path.name != keep:
+            path.unlink(missing_ok=True)
+
+
+def write_checkpoint(path: Path, state: Dict[str, Any]) -> None:
+    """Writes a checkpoint whole or not at all. Its temporary file lies in the folder above (nerfstudio reads every
+    name in a checkpoint folder as a checkpoint's), and a kill while writing leaves only that hidden file there."""
+    atomic_file(path, lambda tmp: torch.save(state, tmp), staging=Path(path).parent.parent)
 
 
 def latest_checkpoint_step(folder: Path):
@@ -33,7 +54,7 @@ class CheckpointError(InputError):
 
 
 class LatentTrainer(Trainer):
-    """nerfstudio's `Trainer`, with four additions for the latent methods.
+    """nerfstudio's `Trainer`, with five additions for the latent methods.
 
     - Decay: a preset's schedulers are written for the preset's number of steps; with `--max-num-iterations N` they
       decay over N steps instead, so a shorter or longer run still ends at the schedule's final rate.
@@ -49,6 +70,9 @@ class LatentTrainer(Trainer):
       step 0 into the old run's folder, over its checkpoints; it is refused, saying how to resume.
     - No debris: a run whose setup fails on bad input removes the run folder it created (config.yml only) and the
       experiment and method folders above it that are left empty; a damaged checkpoint is named.
+    - Whole checkpoints: nerfstudio writes a checkpoint in place, so a run killed while saving would leave a
+      truncated latest checkpoint that `--load-dir` picks. Here each checkpoint is written to a hidden temporary file
+      beside the checkpoint folder and renamed into it, so that folder only ever holds whole checkpoints.
     """
 
     def setup(self, test_mode: Literal["test", "val", "inference"] = "val") -> None:
@@ -76,6 +100,26 @@ class LatentTrainer(Trainer):
                     "(raise --max-num-iterations to train longer)"
                 )
             self.config.max_num_iterations = total - self._start_step
+
+    def checkpoint_state(self, step: int) -> Dict[str, Any]:
+        """The checkpoint of `step`, in nerfstudio's layout (what `Trainer._load_checkpoint` reads)."""
+        pipeline = getattr(self.pipeline, "module", self.pipeline)  # unwrapped from DDP
+        return {
+            "step": step,
+            "pipeline": pipeline.state_dict(),
+            "optimizers": {k: v.state_dict() for k, v in self.optimizers.optimizers.items()},
+            "schedulers": {k: v.state_dict() for k, v in self.optimizers.schedulers.items()},
+            "scalers": self.grad_scaler.state_dict(),
+        }
+
+    @check_main_thread
+    def save_checkpoint(self, step: int) -> None:
+        """Writes the checkpoint of `step` whole or not at all; then, as nerfstudio does, deletes the older ones
+        unless every checkpoint is kept."""
+        name, state = checkpoint_name(step), self.checkpoint_state(step)
+        write_checkpoint(Path(self.checkpoint_dir) / name, state)
+        if self.config.save_only_latest_checkpoint:
+            remove_other_checkpoints(self.checkpoint_dir, name)
 
     def save_run_config(self) -> None:
         """Writes config.yml again, now with the `restore` record (nerfstudio's `save_config`)."""

@@ -165,12 +165,23 @@ class ViewerPage:
         page.get_by_text("Connected", exact=True).wait_for()
 
     def render_area(self) -> dict:
-        """Bounding box of the three.js canvas, that the render is drawn in."""
-        return self.page.locator("canvas[data-engine^='three.js']").bounding_box()
+        """Bounding box of the three.js canvas, that the render is drawn in, once the canvas is wholly in the window.
+
+        The viewer's full-window box hides an overflow of 48 px (overflow: hidden, 1328 px of content in 1280), and
+        Playwright scrolls a button into view before it clicks it: a click on the control panel while the page still
+        lays itself out can scroll that box sideways by 48 px, which pushes the canvas's left edge out of the window
+        for good. A screenshot of the canvas then comes back cropped to the window and no longer lines up with the
+        render, so the canvas is scrolled back into view first."""
+        canvas = self.page.locator("canvas[data-engine^='three.js']")
+        canvas.scroll_into_view_if_needed()
+        return canvas.bounding_box()
 
     def screenshot(self, clip: dict) -> np.ndarray:
         png = self.page.screenshot(clip=clip)
-        return np.asarray(Image.open(BytesIO(png)).convert("RGB"), dtype=np.float32) / 255.0
+        image = Image.open(BytesIO(png)).convert("RGB")
+        # Playwright crops a clip to the window without saying so: a cropped shot is not the whole render area.
+        assert abs(image.width - clip["width"]) <= 1 and abs(image.height - clip["height"]) <= 1, (image.size, clip)
+        return np.asarray(image, dtype=np.float32) / 255.0
 
     def resolution(self) -> Tuple[int, int]:
         """(width, height) of the last render, from the viewer's stats line."""

@@ -10,11 +10,11 @@ import torch
 from nerfstudio.engine.trainer import TrainerConfig
 from nerfstudio.utils.rich_utils import CONSOLE
 
-from latent_triplane_ns.atomic import atomic_file, write_json
+from latent_triplane_ns.atomic import write_json
 from latent_triplane_ns.distributed.shards import ShardLayout
 from latent_triplane_ns.distributed.sync import SharedGradientOptimizers, barrier, broadcast_from_main, gather_on_main
 from latent_triplane_ns.evaluation import SceneEvaluator
-from latent_triplane_ns.trainer import LatentTrainer
+from latent_triplane_ns.trainer import LatentTrainer, checkpoint_name, remove_other_checkpoints, write_checkpoint
 
 SHARDS_DIR = "shards"
 """Folder, in the run folder, holding each rank's own checkpoints (for resume) and the shard layout."""
@@ -85,23 +85,12 @@ class DistributedTrainer(LatentTrainer):
     def resumed_run_config(self) -> Path:
         return Path(self.base_dir) / "config.yml"
 
-    def _state(self, step: int) -> Dict[str, Any]:
-        """The rank's checkpoint, in nerfstudio's layout (what `Trainer._load_checkpoint` reads)."""
-        return {
-            "step": step,
-            "pipeline": self.pipeline.state_dict(),
-            "optimizers": {k: v.state_dict() for k, v in self.optimizers.optimizers.items()},
-            "schedulers": {k: v.state_dict() for k, v in self.optimizers.schedulers.items()},
-            "scalers": self.grad_scaler.state_dict(),
-        }
-
     def save_checkpoint(self, step: int) -> None:
-        name = f"step-{step:09d}.ckpt"
-        state = self._state(step)
-        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        atomic_file(self.checkpoint_dir / name, lambda tmp: torch.save(state, tmp))
+        name = checkpoint_name(step)
+        state = self.checkpoint_state(step)
+        write_checkpoint(self.checkpoint_dir / name, state)
         model = self.pipeline.model
-        keys = [MODEL_PREFIX + key for key in model.PER_SCENE_PARAMETERS]
+        keys = [MODEL_PREFIX + key for key in model.PER_SCENE_PARAMETERS if MODEL_PREFIX + key in state["pipeline"]]
         per_scene = {
             "pipeline": {key: state["pipeline"][key] for key in keys},
             "optimizers": {g: state["optimizers"][g] for g in model.PER_SCENE_GROUPS if g in state["optimizers"]},
@@ -110,12 +99,12 @@ class DistributedTrainer(LatentTrainer):
         if shards is not None:
             merged = merge_states(state, shards)
             self.merged_dir.mkdir(parents=True, exist_ok=True)
-            atomic_file(self.merged_dir / name, lambda tmp: torch.save(merged, tmp))
+            write_checkpoint(self.merged_dir / name, merged)
             if self.config.save_only_latest_checkpoint:
-                _remove_other_checkpoints(self.merged_dir, name)
+                remove_other_checkpoints(self.merged_dir, name)
         barrier()  # every shard has `name` and the merged checkpoint is written: older shard checkpoints may go
         if self.config.save_only_latest_checkpoint:
-            _remove_other_checkpoints(self.checkpoint_dir, name)
+            remove_other_checkpoints(self.checkpoint_dir, name)
 
     def evaluate_collection(self) -> Dict[str, Any] | None:
         """Evaluates the rank's held-out views, and on rank 0 writes every scene's metrics, gathered from the ranks,
@@ -169,9 +158,3 @@ def merge_states(main: Dict[str, Any], shards: List[Dict[str, Any]]) -> Dict[str
     if "optimizers" in merged:
         merged["optimizers"] = optimizers
     return merged
-
-
-def _remove_other_checkpoints(folder: Path, keep: str) -> None:
-    for path in Path(folder).glob("step-*.ckpt"):
-        if path.name != keep:
-            path.unlink(missing_ok=True)
