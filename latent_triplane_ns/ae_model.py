@@ -123,7 +123,8 @@ class LatentTriplaneAEModel(LatentTriplaneModel):
 
         Args:
             outputs: the model's outputs for rays of shape (V, h, w): `latent` (V, h, w, C), `scene_index`.
-            batch: `image` (V, H, W, 3) in [0, 1].
+            batch: `image` (V, H, W, 3) in [0, 1], and `image_mask` (V, H, W, 1) where the views have masks (the
+                decode loss is taken over the pixels it keeps).
         """
         ae = self.autoencoder
         x = batch["image"].permute(0, 3, 1, 2)
@@ -131,7 +132,8 @@ class LatentTriplaneAEModel(LatentTriplaneModel):
         z = ae.encode_raw(x, mode=self.config.joint_encode_mode)
         losses = {
             "enc_loss": self.config.enc_loss_mult * F.mse_loss(rendered, ae.normalize(z)),
-            "dec_loss": self.config.dec_loss_mult * self.decode_loss(outputs["latent"], batch["image"]),
+            "dec_loss": self.config.dec_loss_mult
+            * self.decode_loss(outputs["latent"], batch["image"], batch.get("image_mask")),
             "ae_loss": self.config.ae_loss_mult * F.mse_loss(ae.decode_raw(z), x),
         }
         if self.config.tv_loss_mult > 0:

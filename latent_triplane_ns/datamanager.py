@@ -11,6 +11,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Tuple, Type
 
+import numpy as np
 import torch
 from jaxtyping import Float
 from nerfstudio.cameras.cameras import Cameras
@@ -27,9 +28,11 @@ from torch import Tensor
 
 from latent_triplane_ns.atomic import atomic_file, write_json
 from latent_triplane_ns.autoencoder import LatentAutoencoder
+from latent_triplane_ns.backgrounds import read_borders
 from latent_triplane_ns.dataparsers.collection import SceneCollectionDataParserConfig
 from latent_triplane_ns.errors import InputError
 from latent_triplane_ns.images import ImageDataset, check_images
+from latent_triplane_ns.masks import latent_mask, read_mask
 from latent_triplane_ns.scene_batches import SceneSchedule, ray_shares
 
 CACHE_DIRNAME = ".ltn_latents"
@@ -104,6 +107,20 @@ class LatentDataManager(VanillaDataManager[ImageDataset]):
         for dataset in (self.train_dataset, self.eval_dataset):
             if dataset.cameras.metadata is None or "scene_index" not in dataset.cameras.metadata:
                 dataset.cameras.metadata = {"scene_index": torch.zeros(len(dataset), 1, dtype=torch.long)}
+        # what the borders of each scene's views show, for the model's background (it is built from this metadata)
+        self.train_dataset.metadata["scene_borders"] = read_borders(
+            self.train_dataset, self.train_dataset.cameras.metadata["scene_index"].view(-1), self._alpha_color()
+        )
+        self._scene_colors: Optional[Tensor] = None
+        """Each scene's background colour (the model's), that views with alpha are composited over."""
+
+    def _alpha_color(self) -> Tensor:
+        alpha_color = self.train_dataset._dataparser_outputs.alpha_color
+        return torch.ones(3) if alpha_color is None else alpha_color.float().cpu()
+
+    def set_backgrounds(self, colors: Float[Tensor, "S 3"]) -> None:
+        """Gives each scene's background colour: views with alpha are composited over it from now on."""
+        self._scene_colors = colors.detach().float().cpu()
 
     def setup_train(self) -> None:
         """Nothing to prepare: latents are encoded when first needed."""
@@ -136,8 +153,14 @@ class LatentDataManager(VanillaDataManager[ImageDataset]):
         return self._autoencoder[0]
 
     def load_image(self, dataset: InputDataset, index: int) -> Float[Tensor, "H W 3"]:
-        """RGB image in [0, 1], background composited, cropped to its camera's size."""
-        image = dataset.get_image_float32(index)[..., :3]
+        """RGB image in [0, 1], cropped to its camera's size; an image with alpha is composited over its scene's
+        background colour (`set_backgrounds`; the dataparser's alpha colour before)."""
+        image = torch.from_numpy(dataset.get_numpy_image(index).astype(np.float32) / 255.0)
+        if image.shape[-1] == 4:
+            scene = int(dataset.cameras.metadata["scene_index"][index])
+            color = self._alpha_color() if self._scene_colors is None else self._scene_colors[scene]
+            image = image[..., :3] * image[..., 3:] + color.view(1, 1, 3) * (1.0 - image[..., 3:])
+        image = image[..., :3]
         height, width = int(dataset.cameras.height[index]), int(dataset.cameras.width[index])
         if image.shape[0] < height or image.shape[1] < width:
             raise InputError(
@@ -146,16 +169,40 @@ class LatentDataManager(VanillaDataManager[ImageDataset]):
             )
         return image[:height, :width]
 
+    @staticmethod
+    def has_masks(dataset: InputDataset) -> bool:
+        """Whether the dataset's views have masks (nerfstudio's `mask_path`)."""
+        return dataset._dataparser_outputs.mask_filenames is not None
+
+    def load_mask(self, dataset: InputDataset, index: int) -> Float[Tensor, "H W 1"]:
+        """The mask of a view (1 where the pixel carries a loss, else 0), cropped to its camera's size."""
+        height, width = int(dataset.cameras.height[index]), int(dataset.cameras.width[index])
+        return read_mask(dataset._dataparser_outputs.mask_filenames[index])[:height, :width]
+
+    def _latent_masks(self, dataset: InputDataset) -> Float[Tensor, "N h w 1"]:
+        """Every view's mask on the latent grid (`masks.latent_mask`)."""
+        masks = torch.stack([self.load_mask(dataset, i) for i in range(len(dataset))])
+        return latent_mask(masks, self.autoencoder.downsample_factor)
+
     def _cache_key(self, dataset: InputDataset) -> str:
         digest = hashlib.sha256(self.autoencoder.fingerprint().encode())
         digest.update(str(dataset._dataparser_outputs.alpha_color).encode())
+        if self._scene_colors is not None:  # views with alpha are composited over these
+            digest.update(self._scene_colors.numpy().tobytes())
         for filename, h, w in zip(dataset.image_filenames, dataset.cameras.height, dataset.cameras.width, strict=True):
             digest.update(f"{h.item()}x{w.item()}".encode())
             digest.update(Path(filename).read_bytes())
         return digest.hexdigest()[:20]
 
     def _encode(self, dataset: InputDataset, split: str) -> Dict[str, Tensor]:
-        """Latents (N, h, w, C) and scene indices (N,) of a dataset, from the disk cache when it matches."""
+        """Latents (N, h, w, C) and scene indices (N,) of a dataset, from the disk cache when it matches, and where
+        the views have masks, their `mask` (N, h, w, 1) on the latent grid."""
+        cached = self._encode_latents(dataset, split)
+        if self.has_masks(dataset):
+            cached["mask"] = self._latent_masks(dataset).to(self.device)
+        return cached
+
+    def _encode_latents(self, dataset: InputDataset, split: str) -> Dict[str, Tensor]:
         scene_index = dataset.cameras.metadata["scene_index"].view(-1).long()
         ae = self.autoencoder
         use_disk = self.config.cache_latents_on_disk and ae.vae is not None
@@ -222,7 +269,7 @@ class LatentDataManager(VanillaDataManager[ImageDataset]):
         n, h, w, _ = latents.shape
         flat = torch.randint(0, n * h * w, (count,), generator=self._rng).to(self.device)
         image, y, x = flat // (h * w), (flat % (h * w)) // w, flat % w
-        return _pixel_rays(latents, cameras, image, y, x)
+        return _pixel_rays(latents, cameras, image, y, x, cache.get("mask"))
 
     @cached_property
     def _train_images_by_scene(self) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -250,7 +297,9 @@ class LatentDataManager(VanillaDataManager[ImageDataset]):
         local = (torch.rand(count, generator=self._rng) * num_images[ray_scene]).long()
         image = order[first[ray_scene] + local.clamp(max=num_images[ray_scene] - 1)].to(self.device)
         pixel = torch.randint(0, h * w, (count,), generator=self._rng).to(self.device)
-        return _pixel_rays(latents, self.latent_train_cameras, image, pixel // w, pixel % w)
+        return _pixel_rays(
+            latents, self.latent_train_cameras, image, pixel // w, pixel % w, self.cached_train.get("mask")
+        )
 
     def next_train(self, step: int) -> Tuple[RayBundle, Dict]:  # type: ignore[override]
         """Random latent pixels of the step's scenes (all scenes when scenes_per_batch is 0)."""
@@ -306,7 +355,15 @@ class LatentDataManager(VanillaDataManager[ImageDataset]):
                 for i, row, col in zip(indices, top, left, strict=True)
             ]
         ).to(self.device)
-        return ray_bundle, {"image": images, "image_idx": indices.to(self.device), "latent_yx": (y, x)}
+        batch = {"image": images, "image_idx": indices.to(self.device), "latent_yx": (y, x)}
+        if self.has_masks(self.train_dataset):
+            batch["image_mask"] = torch.stack(
+                [
+                    self.load_mask(self.train_dataset, int(i))[row * f : (row + p) * f, col * f : (col + q) * f]
+                    for i, row, col in zip(indices, top, left, strict=True)
+                ]
+            ).to(self.device)
+        return ray_bundle, batch
 
     def eval_view(self, index: int) -> Tuple[Cameras, Dict]:
         """Full-resolution camera of held-out image `index` and its batch: RGB `image`, `scene_index`, no latent."""
@@ -354,12 +411,21 @@ class EvalImages:
 
 
 def _pixel_rays(
-    latents: Float[Tensor, "n h w C"], cameras: Cameras, image: Tensor, y: Tensor, x: Tensor
+    latents: Float[Tensor, "n h w C"],
+    cameras: Cameras,
+    image: Tensor,
+    y: Tensor,
+    x: Tensor,
+    masks: Optional[Float[Tensor, "n h w 1"]] = None,
 ) -> Tuple[RayBundle, Dict]:
-    """The rays through the centres of latent pixels (image, y, x), and their batch: target `latent` and `indices`."""
+    """The rays through the centres of latent pixels (image, y, x), and their batch: target `latent`, `indices`, and
+    with `masks`, each pixel's loss weight `mask`."""
     coords = torch.stack([y, x], dim=-1).float() + 0.5
     ray_bundle = cameras.generate_rays(camera_indices=image.unsqueeze(-1), coords=coords)
-    return ray_bundle, {"latent": latents[image, y, x], "indices": torch.stack([image, y, x], dim=-1)}
+    batch = {"latent": latents[image, y, x], "indices": torch.stack([image, y, x], dim=-1)}
+    if masks is not None:
+        batch["mask"] = masks[image, y, x]
+    return ray_bundle, batch
 
 
 def _latent_cameras(cameras: Cameras, factor: int) -> Cameras:

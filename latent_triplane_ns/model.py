@@ -32,9 +32,11 @@ from latent_triplane_ns.autoencoder import (
     autoencoder_from_record,
     autoencoder_record,
 )
+from latent_triplane_ns.backgrounds import BackgroundMode, SceneBackgrounds, check_color, disagreements, scene_colors
 from latent_triplane_ns.errors import InputError, MissingInputError
 from latent_triplane_ns.evaluation import image_psnr, psnr_from_mse
 from latent_triplane_ns.field import MicroMacroTriplanes, TriplaneField, plane_tv
+from latent_triplane_ns.masks import masked_mse
 from latent_triplane_ns.renderers import LatentRenderer
 
 SCENE_ENV = "LTN_SCENE"
@@ -104,6 +106,14 @@ class LatentTriplaneModelConfig(ModelConfig):
     decoder_ae_loss_mult: float = 0.0
     """Weight of MSE(D(E(image)), image) in the decoder steps, which keeps the decoder a decoder of the encoder's
     latents (the encoder itself stays frozen); 0: off."""
+    background: BackgroundMode = "border"
+    """What lies behind each scene's object, where rays leave the scene box: 'white', 'black', 'color'
+    (`background_color`), 'border' (each scene's colour, the median of its training views' border pixels), or
+    'learned' (a per-scene latent that training moves, starting from the border colour). Views with alpha are
+    composited over the scene's colour (for 'border' and 'learned', over the dataparser's alpha colour); the latent
+    methods render the encoding of the colour, and decoder steps see the same background."""
+    background_color: Tuple[float, float, float] = (1.0, 1.0, 1.0)
+    """RGB, each in [0, 1]: the background of every scene with background 'color'."""
     collider_params: Optional[Dict[str, float]] = field(default_factory=lambda: {"near_plane": 1.0, "far_plane": 4.2})
     """Near and far distances of every ray (the default suits cameras at radius 2.6 around a [-1, 1]^3 object)."""
     restore: Optional[Dict[str, Any]] = None
@@ -161,6 +171,18 @@ class LatentTriplaneModel(Model):
         self.field = TriplaneField(
             triplanes, self.autoencoder.latent_channels, config.mlp_hidden_width, config.mlp_implementation
         )
+        if config.background == "color":
+            check_color(config.background_color, "--pipeline.model.background-color")
+        borders = metadata.get("scene_borders")
+        self.backgrounds = SceneBackgrounds(
+            scene_colors(config.background, config.background_color, borders, num_scenes),
+            self.autoencoder.latent_channels,
+            learned=config.background == "learned",
+        )
+        self.backgrounds.refresh(self.autoencoder, initialise=True)
+        if borders is not None:  # a model built from its data: say where the views disagree with the setting
+            for line in disagreements(config.background, self.backgrounds.colors, borders, self.scene_names):
+                CONSOLE.log(f"[bold yellow]Background: {line}")
         if loaded is not None:
             started = loaded.load_into(self.field, self.scene_names if config.load_basis_scenes else [])
             if config.load_basis_scenes:
@@ -236,6 +258,7 @@ class LatentTriplaneModel(Model):
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):  # type: ignore[override]
         result = super().load_state_dict(state_dict, strict=strict, assign=assign)
         self.missing_source = None  # every weight now comes from the checkpoint
+        self.backgrounds.refresh(self.autoencoder)  # the encoding of the colours by the autoencoder just loaded
         return result
 
     def _scene_named(self, chosen: str) -> int:
@@ -273,6 +296,8 @@ class LatentTriplaneModel(Model):
             groups["decoder"] = self.autoencoder_parts()["decoder"]
         if planes.num_basis > 0:
             groups["basis_weights"] = [planes.weights]
+        if self.backgrounds.learned is not None:
+            groups["backgrounds"] = [self.backgrounds.learned]
         if self.train_shared:
             if planes.num_basis > 0:
                 groups["basis"] = [planes.basis]
@@ -288,10 +313,11 @@ class LatentTriplaneModel(Model):
         """Whether training step `step` is a decoder step (rendered views decoded) rather than a ray step."""
         return self.config.ray_steps is not None and step >= self.config.ray_steps
 
-    PER_SCENE_GROUPS = ("micro_planes", "basis_weights")
+    PER_SCENE_GROUPS = ("micro_planes", "basis_weights", "backgrounds")
     """Parameter groups that hold one row per scene (never shared between ranks); every other group is shared."""
-    PER_SCENE_PARAMETERS = ("field.triplanes.micro", "field.triplanes.weights")
-    """State-dict keys of the per-scene parameters, whose first dimension indexes the scenes."""
+    PER_SCENE_PARAMETERS = ("field.triplanes.micro", "field.triplanes.weights", "backgrounds.learned")
+    """State-dict keys of the per-scene parameters, whose first dimension indexes the scenes (the learned
+    backgrounds only with background 'learned')."""
 
     def scene_of_rays(self, ray_bundle: RayBundle) -> Tensor:
         """Scene index (n,) of each ray: its camera's, or the viewer's choice for cameras without one."""
@@ -323,7 +349,7 @@ class LatentTriplaneModel(Model):
         field_out = self._field_at(samples.frustums.get_positions(), scenes)
         weights = samples.get_weights(field_out["density"])
         outputs = {
-            "latent": self.renderer_latent(field_out["colors"], weights, self.autoencoder.background_latent),
+            "latent": self.renderer_latent(field_out["colors"], weights, self.backgrounds.latents()[scenes]),
             "accumulation": self.renderer_accumulation(weights),
             "depth": self.renderer_depth(weights, samples),
             "scene_index": scenes.unsqueeze(-1).float(),
@@ -331,11 +357,11 @@ class LatentTriplaneModel(Model):
         return {k: v.reshape(*shape, -1) for k, v in outputs.items()}
 
     def get_metrics_dict(self, outputs, batch) -> Dict[str, Tensor]:
-        mse = F.mse_loss(outputs["latent"], batch["latent"].to(outputs["latent"]))
+        mse = masked_mse(outputs["latent"], batch["latent"].to(outputs["latent"]), batch.get("mask"))
         return {"latent_psnr": psnr_from_mse(mse.detach())}
 
     def get_loss_dict(self, outputs, batch, metrics_dict=None) -> Dict[str, Tensor]:
-        latent_loss = F.mse_loss(outputs["latent"], batch["latent"].to(outputs["latent"]))
+        latent_loss = masked_mse(outputs["latent"], batch["latent"].to(outputs["latent"]), batch.get("mask"))
         if not torch.isfinite(latent_loss):
             raise FloatingPointError(
                 "latent loss is not finite: lower the learning rates, or check the latents for NaN"
@@ -345,21 +371,28 @@ class LatentTriplaneModel(Model):
             loss_dict["tv_loss"] = self.tv_loss(outputs["scene_index"])
         return loss_dict
 
-    def decode_loss(self, rendered: Float[Tensor, "V h w C"], images: Float[Tensor, "V H W 3"]) -> Tensor:
-        """MSE(D(render), image) of whole views rendered at latent resolution; gradients reach D and the scenes."""
+    def decode_loss(
+        self,
+        rendered: Float[Tensor, "V h w C"],
+        images: Float[Tensor, "V H W 3"],
+        masks: Optional[Float[Tensor, "V H W 1"]] = None,
+    ) -> Tensor:
+        """MSE(D(render), image) of views (or windows) rendered at latent resolution, over the pixels that `masks`
+        keep; gradients reach D and the scenes."""
         ae = self.autoencoder
-        decoded = ae.decode_raw(ae.denormalize(rendered.permute(0, 3, 1, 2)))
-        return F.mse_loss(decoded, images.permute(0, 3, 1, 2).to(decoded))
+        decoded = ae.decode_raw(ae.denormalize(rendered.permute(0, 3, 1, 2))).permute(0, 2, 3, 1)
+        return masked_mse(decoded, images.to(decoded), masks)
 
     def decoder_loss_dict(self, outputs: Dict[str, Tensor], batch: Dict[str, Tensor]) -> Dict[str, Tensor]:
         """The losses of a decoder step: latent and TV (as every step), decode, and the decoder's own reconstruction.
 
         Args:
             outputs: the model's outputs for rays of shape (V, h, w).
-            batch: `image` (V, H, W, 3) in [0, 1] and its encoded `latent` (V, h, w, C).
+            batch: `image` (V, H, W, 3) in [0, 1] and its encoded `latent` (V, h, w, C); where the views have masks,
+                `image_mask` (V, H, W, 1) and `mask` (V, h, w, 1), the pixels' loss weights.
         """
         losses = self.get_loss_dict(outputs, batch)
-        losses["dec_loss"] = self.decode_loss(outputs["latent"], batch["image"])
+        losses["dec_loss"] = self.decode_loss(outputs["latent"], batch["image"], batch.get("image_mask"))
         if self.config.decoder_ae_loss_mult > 0:
             ae = self.autoencoder
             x = batch["image"].permute(0, 3, 1, 2)

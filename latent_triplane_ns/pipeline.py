@@ -41,6 +41,7 @@ class LatentPipeline(VanillaPipeline):
     def __init__(self, config: LatentPipelineConfig, device: str, *args, grad_scaler=None, **kwargs):
         super().__init__(config, device, *args, grad_scaler=grad_scaler, **kwargs)
         self.datamanager.set_autoencoder(self.model.autoencoder)
+        self.datamanager.set_backgrounds(self.model.backgrounds.colors)
 
     def get_train_loss_dict(self, step: int):
         self.model.check_weights_loaded()  # before any image is encoded with an autoencoder still to be loaded
@@ -51,7 +52,10 @@ class LatentPipeline(VanillaPipeline):
             model_config.decoder_views_per_step, model_config.decoder_patch_size
         )
         y, x = batch["latent_yx"]
-        batch["latent"] = self.datamanager.cached_train["latents"][batch["image_idx"].view(-1, 1, 1), y, x]
+        cached = self.datamanager.cached_train
+        batch["latent"] = cached["latents"][batch["image_idx"].view(-1, 1, 1), y, x]
+        if "mask" in cached:
+            batch["mask"] = cached["mask"][batch["image_idx"].view(-1, 1, 1), y, x]
         outputs = self.model(ray_bundle)
         loss_dict = self.model.decoder_loss_dict(outputs, batch)
         metrics = {"dec_psnr": psnr_from_mse(loss_dict["dec_loss"].detach())}
@@ -158,6 +162,7 @@ class LatentAEPipeline(LatentPipeline):
                 basis_io.write_basis_checkpoint(self.model, snapshot, step, complete=True)
             if self.phase is None or self.phase in ENCODER_PHASES:
                 self.datamanager.invalidate_latents()  # after fit or decoder phases the encoder has not moved
+                self.model.backgrounds.refresh(self.model.autoencoder)
             self.model.set_trainable(phase)
             self.phase = phase
             if optimizers is not None:
@@ -167,8 +172,18 @@ class LatentAEPipeline(LatentPipeline):
                     for group in optimizer.param_groups:
                         group["lr"] = optimizers.config[name]["optimizer"].lr * scale
 
+        def encode_backgrounds(step: int) -> None:
+            # during the phases that train the encoder the scenes are rendered over the backgrounds' encodings from
+            # the start of the phase; at the end (before the basis is written) they are encoded with the final one
+            if self.phase in ENCODER_PHASES:
+                self.model.backgrounds.refresh(self.model.autoencoder)
+
         callbacks = super().get_training_callbacks(training_callback_attributes)
-        return [TrainingCallback([TrainingCallbackLocation.BEFORE_TRAIN_ITERATION], switch), *callbacks]
+        return [
+            TrainingCallback([TrainingCallbackLocation.BEFORE_TRAIN_ITERATION], switch),
+            TrainingCallback([TrainingCallbackLocation.AFTER_TRAIN], encode_backgrounds),
+            *callbacks,
+        ]
 
     @torch.no_grad()
     def normalise_latents(self, max_images: int = 256) -> None:
@@ -183,6 +198,7 @@ class LatentAEPipeline(LatentPipeline):
         shift, scale = torch.tensor(stats["shift"]).to(self.device), torch.tensor(stats["scale"]).to(self.device)
         average_([shift, scale])  # in scene-parallel training, every rank normalises with the same statistics
         ae.set_statistics(shift, scale)
+        self.model.backgrounds.refresh(ae, initialise=True)
 
     def check_phases_fit(self, max_num_iterations: int) -> None:
         """Raises when the phases before the decoder phase do not fit the run's steps (a phase would be cut short)."""
@@ -215,6 +231,7 @@ class LatentAEPipeline(LatentPipeline):
         # The encoder moves during the AE phases: evaluation must compare against its current latents.
         if self.phase in ENCODER_PHASES:
             self.datamanager.invalidate_latents()
+            self.model.backgrounds.refresh(self.model.autoencoder)
 
     def get_eval_loss_dict(self, step: int):
         self._fresh_eval_latents()

@@ -7,7 +7,7 @@ from torch import Tensor, nn
 
 
 class LatentRenderer(nn.Module):
-    """Alpha-composites per-sample C-channel values over a constant background value.
+    """Alpha-composites per-sample C-channel values over a background value, one for all rays or one per ray.
 
     Ignores nerfstudio's RGB `BACKGROUND_COLOR_OVERRIDE` (a 3-vector that means nothing in latent space).
     """
@@ -16,7 +16,7 @@ class LatentRenderer(nn.Module):
         self,
         values: Float[Tensor, "*bs num_samples C"],
         weights: Float[Tensor, "*bs num_samples 1"],
-        background: Float[Tensor, " C"],
+        background: Float[Tensor, "*#bs C"],
     ) -> Float[Tensor, "*bs C"]:
         """Returns sum_i w_i c_i + (1 - sum_i w_i) * background.
 

@@ -6,7 +6,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Literal, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Literal, Optional, Sequence, Tuple
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -41,7 +41,7 @@ class SceneViews:
     poses: np.ndarray
     """Camera-to-world matrices (N, 4, 4), OpenGL/nerfstudio convention."""
     images: np.ndarray
-    """Float RGBA images (N, H, W, 4) in [0, 1], straight alpha."""
+    """Float RGBA images (N, H, W, 4) in [0, 1], straight alpha, or RGB images (N, H, W, 3) without alpha."""
 
 
 @dataclass
@@ -75,6 +75,8 @@ class SceneSplit:
     cy: np.ndarray
     width: int
     height: int
+    mask_filenames: Optional[List[Path]] = None
+    """Per-image masks (nerfstudio's `mask_path`: pixels that are 0 carry no loss), where the scene gives them."""
 
 
 def scene_name(index: int) -> str:
@@ -86,6 +88,20 @@ def write_png(path: Path, image: np.ndarray) -> None:
     """Writes a float image (H, W, 3 or 4) in [0, 1] as an 8-bit RGB(A) PNG."""
     data = np.clip(np.round(np.asarray(image) * 255.0), 0, 255).astype(np.uint8)
     Image.fromarray(data, "RGBA" if data.shape[-1] == 4 else "RGB").save(path)
+
+
+def view_extension(has_alpha: bool) -> str:
+    """File extension of a blender-format view: PNG with alpha, else JPG, as a camera writes a photograph."""
+    return ".png" if has_alpha else ".jpg"
+
+
+def write_view(path: Path, image: np.ndarray) -> None:
+    """Writes a float view (H, W, 3 or 4) in [0, 1]: RGBA as PNG, RGB as a JPG of quality 95 (by `path`'s suffix)."""
+    if path.suffix == ".jpg":
+        data = np.clip(np.round(np.asarray(image) * 255.0), 0, 255).astype(np.uint8)
+        Image.fromarray(data, "RGB").save(path, quality=95)
+    else:
+        write_png(path, image)
 
 
 def _camera_keys(scene: SceneData) -> Dict[str, Any]:
@@ -105,15 +121,18 @@ def write_blender_scene(scene_dir: Path, scene: SceneData) -> Path:
 
     Layout: ``transforms_{train,test}.json`` (``camera_angle_x`` plus explicit ``fl_x, fl_y, cx, cy, w, h``, and
     ``frames`` with ``file_path`` = ``./train/r_0`` etc. without extension, as blender writes it, and the OpenGL
-    camera-to-world ``transform_matrix``), RGBA PNGs in ``train/`` and ``test/``, and ``scene.json``.
+    camera-to-world ``transform_matrix``), RGBA PNGs in ``train/`` and ``test/`` (views without alpha: JPGs, whose
+    ``file_path`` names the extension), and ``scene.json``.
     """
     with atomic_directory(scene_dir) as tmp:
         for split, views in (("train", scene.train), ("test", scene.test)):
             (tmp / split).mkdir()
             frames = []
+            ext = view_extension(views.images.shape[-1] == 4)
             for i, (pose, image) in enumerate(zip(views.poses, views.images, strict=True)):
-                write_png(tmp / split / f"r_{i}.png", image)
-                frames.append({"file_path": f"./{split}/r_{i}", "transform_matrix": np.asarray(pose).tolist()})
+                write_view(tmp / split / f"r_{i}{ext}", image)
+                file_path = f"./{split}/r_{i}" + ("" if ext == ".png" else ext)
+                frames.append({"file_path": file_path, "transform_matrix": np.asarray(pose).tolist()})
             write_json(tmp / f"transforms_{split}.json", {**_camera_keys(scene), "frames": frames})
         write_json(tmp / SCENE_INFO_FILE, scene.info)
     return scene_dir
@@ -145,13 +164,17 @@ def write_srn_scene(scene_dir: Path, scene: SceneData) -> Path:
     return scene_dir
 
 
-def expected_scene_files(fmt: SceneFormat, num_train_views: int, num_test_views: int) -> List[str]:
-    """Relative paths of every file that ``write_{fmt}_scene`` writes for the given view counts."""
+def expected_scene_files(
+    fmt: SceneFormat, num_train_views: int, num_test_views: int, has_alpha: bool = True
+) -> List[str]:
+    """Relative paths of every file that ``write_{fmt}_scene`` writes for the given view counts (and views with or
+    without alpha)."""
     files = [SCENE_INFO_FILE]
     if fmt == "blender":
+        ext = view_extension(has_alpha)
         files += ["transforms_train.json", "transforms_test.json"]
-        files += [f"train/r_{i}.png" for i in range(num_train_views)]
-        files += [f"test/r_{i}.png" for i in range(num_test_views)]
+        files += [f"train/r_{i}{ext}" for i in range(num_train_views)]
+        files += [f"test/r_{i}{ext}" for i in range(num_test_views)]
     else:
         files.append("intrinsics.txt")
         for k in range(num_train_views + num_test_views):

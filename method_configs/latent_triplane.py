@@ -48,6 +48,8 @@ def _optimizers(lr: float, max_steps: int) -> Dict[str, Dict]:
     return {
         "micro_planes": {"optimizer": SceneSparseAdamOptimizerConfig(lr=lr), "scheduler": scheduler()},
         "basis_weights": {"optimizer": SceneSparseAdamOptimizerConfig(lr=lr), "scheduler": scheduler()},
+        # Only with background 'learned': each scene's background latent.
+        "backgrounds": {"optimizer": SceneSparseAdamOptimizerConfig(lr=lr), "scheduler": scheduler()},
         "basis": {"optimizer": AdamOptimizerConfig(lr=lr, eps=1e-15), "scheduler": scheduler()},
         "mlp": {"optimizer": AdamOptimizerConfig(lr=lr, eps=1e-15), "scheduler": scheduler()},
         # Only with decoder steps (model.ray_steps set): the shared decoder, tuned higher than the paper's 1e-4 for its

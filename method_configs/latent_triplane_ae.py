@@ -21,6 +21,7 @@ def _ae_trainer(method_name: str, model: LatentTriplaneAEModelConfig, rays: int,
     optimizers = {
         "micro_planes": {"optimizer": SceneSparseAdamOptimizerConfig(lr=1e-2), "scheduler": None},
         "basis_weights": {"optimizer": SceneSparseAdamOptimizerConfig(lr=1e-2), "scheduler": None},
+        "backgrounds": {"optimizer": SceneSparseAdamOptimizerConfig(lr=1e-2), "scheduler": None},
         "basis": {"optimizer": AdamOptimizerConfig(lr=1e-2, eps=1e-15), "scheduler": None},
         "mlp": {"optimizer": AdamOptimizerConfig(lr=1e-2, eps=1e-15), "scheduler": None},
         "encoder": {"optimizer": AdamOptimizerConfig(lr=2e-3), "scheduler": None},

@@ -141,7 +141,8 @@ def test_basis_checkpoint_is_portable_and_reproduces_a_training_scene(stage1, ti
     basis = read_basis_checkpoint(basis_dir)
     assert set(basis.tensors) == {"basis"} | {k for k in basis.tensors if k.startswith("mlp.")}
     assert not any("optim" in k or "exp_avg" in k for k in basis.tensors)
-    # latent-triplane on the same scenes, loaded from the basis with no training, renders identically
+    # latent-triplane on the same scenes, loaded from the basis with no training, renders identically (up to float
+    # rounding: each model encodes the scenes' background colours itself, with the same autoencoder)
     config = reduced_config(
         "latent-triplane-small",
         tiny_collection,
@@ -156,8 +157,8 @@ def test_basis_checkpoint_is_portable_and_reproduces_a_training_scene(stage1, ti
     camera, _ = trainer.pipeline.datamanager.eval_item(0)
     expected = stage1_model.get_outputs_for_camera(camera)
     got = fresh_model.get_outputs_for_camera(camera)
-    assert torch.equal(got["rgb"], expected["rgb"])
-    assert torch.equal(fresh_model.last_latent_image, stage1_model.last_latent_image)
+    assert torch.allclose(got["rgb"], expected["rgb"], atol=1e-5, rtol=0)
+    assert torch.allclose(fresh_model.last_latent_image, stage1_model.last_latent_image, atol=1e-6, rtol=0)
 
 
 def test_an_autoencoder_tiny_goes_through_every_phase_into_the_basis(tiny_collection, tmp_path):

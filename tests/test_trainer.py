@@ -13,10 +13,11 @@ from conftest import reduced_config, run_training
 def test_the_decay_follows_max_num_iterations_and_config_records_the_autoencoder(tiny_collection, tmp_path):
     config = reduced_config("latent-triplane-small", tiny_collection, tmp_path, steps=30, ray_steps=None)
     scheduled = {name: group["scheduler"] for name, group in config.optimizers.items() if group["scheduler"]}
-    assert set(scheduled) == {"micro_planes", "basis_weights", "basis", "mlp"}  # the decoder's rate stays flat
+    # the decoder's rate stays flat; the backgrounds' group trains only with background 'learned'
+    assert set(scheduled) == {"micro_planes", "basis_weights", "backgrounds", "basis", "mlp"}
     assert {scheduler.max_steps for scheduler in scheduled.values()} == {600}  # written for the preset's 600 steps
     trainer = run_training(config)
-    assert set(trainer.optimizers.optimizers) == set(scheduled)  # no decoder group without decoder steps
+    assert set(trainer.optimizers.optimizers) == set(scheduled) - {"backgrounds"}  # and no decoder group
     for name, optimizer in trainer.optimizers.optimizers.items():
         final = scheduled[name].lr_final
         # after its 30 steps the run ends at the schedule's final rate, not at 0.99 of the initial one
@@ -37,6 +38,28 @@ def test_a_truncated_checkpoint_is_named(tiny_collection, tmp_path):
     again = resumed.setup(local_rank=0, world_size=1)
     with pytest.raises(CheckpointError, match=rf"{checkpoint.name}: the checkpoint cannot be read"):
         again.setup()
+
+
+class Unpicklable:
+    def __reduce__(self):
+        raise RuntimeError("killed while writing")
+
+
+def test_a_checkpoint_is_written_whole_or_not_at_all(tmp_path):
+    import os
+
+    import torch
+
+    from latent_triplane_ns.trainer import latest_checkpoint_step, write_checkpoint
+
+    folder = tmp_path / "run" / "nerfstudio_models"
+    write_checkpoint(folder / "step-000000005.ckpt", {"step": 5, "weights": torch.ones(1000)})
+    with pytest.raises(RuntimeError, match="killed while writing"):  # torch.save had begun the file: a kill then
+        write_checkpoint(folder / "step-000000010.ckpt", {"step": 10, "weights": torch.ones(1000), "x": Unpicklable()})
+    # the folder holds only the whole checkpoint, nothing beside it (nerfstudio parses every name in it as a step)
+    assert os.listdir(folder) == ["step-000000005.ckpt"] and latest_checkpoint_step(folder) == 5
+    assert torch.load(folder / "step-000000005.ckpt", weights_only=True)["weights"].sum() == 1000
+    assert [p.name for p in (tmp_path / "run").iterdir()] == ["nerfstudio_models"]  # no temporary file left either
 
 
 def test_a_run_that_fails_on_bad_input_leaves_no_folder(tiny_collection, tmp_path):

@@ -7,7 +7,7 @@ import os
 from abc import abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Literal, Tuple, Type
+from typing import Any, Dict, List, Literal, Optional, Tuple, Type
 
 import numpy as np
 import torch
@@ -16,6 +16,7 @@ from nerfstudio.data.dataparsers.base_dataparser import DataParser, DataParserCo
 from nerfstudio.data.scene_box import SceneBox
 from nerfstudio.utils.rich_utils import CONSOLE
 
+from latent_triplane_ns.masks import read_mask
 from latent_triplane_ns.scene_io import (
     CollectionError,
     MissingFileError,
@@ -103,6 +104,14 @@ def build_dataparser_outputs(
         return torch.from_numpy(np.concatenate(values).astype(np.float32))[:, None]
 
     sizes = [(s.width, s.height) for s in splits for _ in s.image_filenames]
+    masked = [s.mask_filenames is not None for s in splits]
+    if any(masked) and not all(masked):
+        with_masks, without = masked.index(True), masked.index(False)
+        raise CollectionError(
+            f"{splits[with_masks].image_filenames[0].parent.parent}: gives masks (mask_path) and "
+            f"{splits[without].image_filenames[0].parent.parent} gives none: give masks for every scene of a "
+            "collection or for none"
+        )
     cameras = Cameras(
         camera_to_worlds=torch.from_numpy(poses[:, :3, :4].astype(np.float32)),
         fx=per_image([s.fx for s in splits]),
@@ -117,6 +126,7 @@ def build_dataparser_outputs(
     bound = config.scene_box_bound
     return DataparserOutputs(
         image_filenames=[f for s in splits for f in s.image_filenames],
+        mask_filenames=[f for s in splits for f in s.mask_filenames] if splits and all(masked) else None,
         cameras=cameras,
         alpha_color=torch.ones(3) if config.alpha_color == "white" else torch.zeros(3),
         scene_box=SceneBox(aabb=torch.tensor([[-bound, -bound, -bound], [bound, bound, bound]], dtype=torch.float32)),
@@ -234,7 +244,28 @@ def _read_frames(scene_dir: Path, meta: Dict[str, Any], frames: List[Dict[str, A
     width, height = check_image_sizes(filenames, str(path))
     poses = np.stack([check_pose(f["transform_matrix"], f"{path}: frame {f['file_path']!r}") for f in frames])
     intrinsics = np.array([_intrinsics(meta, f, width, height, path) for f in frames])
-    return SceneSplit(filenames, poses, *intrinsics.T, width=width, height=height)
+    masks = _read_masks(scene_dir, frames, filenames, (width, height), path)
+    return SceneSplit(filenames, poses, *intrinsics.T, width=width, height=height, mask_filenames=masks)
+
+
+def _read_masks(
+    scene_dir: Path, frames: List[Dict[str, Any]], images: List[Path], size: Tuple[int, int], path: Path
+) -> Optional[List[Path]]:
+    """The frames' masks (`mask_path`, relative to the scene folder), each checked to decode at its image's size;
+    None when no frame has one."""
+    given = [frame.get("mask_path") for frame in frames]
+    if all(mask is None for mask in given):
+        return None
+    missing = next(i for i, mask in enumerate(given + [None]) if not isinstance(mask, str))
+    if missing < len(given):
+        raise CollectionError(
+            f"{path}: frame {frames[missing]['file_path']!r} has no mask_path string while other frames have masks: "
+            "give a mask for every frame or for none"
+        )
+    masks = [scene_dir / mask for mask in given]
+    for mask in masks:
+        read_mask(mask, size)
+    return masks
 
 
 def _intrinsics(

@@ -8,7 +8,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List, Literal, Tuple
 
 import numpy as np
 
@@ -22,6 +22,34 @@ from latent_triplane_ns.scene_io import CollectionError, SceneData, SceneViews
 GENERATOR_NAME = "latent_triplane_ns.procedural"
 GENERATOR_VERSION = 1
 """Bump when the geometry, colours, cameras or renderer change: caches written by another version are refused."""
+Backdrop = Literal["alpha", "color", "gradient"]
+BACKDROPS = ("alpha", "color", "gradient")
+
+
+def backdrop_colors(seed: int, index: int) -> np.ndarray:
+    """Two colours (2, 3) in [0, 1] of scene `index`'s backdrop: saturated, mid to light, never near white; they
+    depend on (seed, index) only."""
+    rng = np.random.default_rng([seed, index, 0xBAC])
+    hue = rng.uniform(0.0, 1.0, 2)
+    saturation, value = rng.uniform(0.45, 0.9, 2), rng.uniform(0.35, 0.85, 2)
+    # HSV -> RGB, each channel from its offset on the hue circle
+    k = (np.array([5.0, 3.0, 1.0])[None] + 6.0 * hue[:, None]) % 6.0
+    return value[:, None] - value[:, None] * saturation[:, None] * np.clip(np.minimum(k, 4.0 - k), 0.0, 1.0)
+
+
+def over_backdrop(images: np.ndarray, backdrop: Backdrop, colors: np.ndarray) -> np.ndarray:
+    """RGBA views (N, H, W, 4) composited over the backdrop: 'alpha' keeps them; 'color' puts them on the first
+    colour; 'gradient' on a vertical blend from the first colour (top) to the second (bottom), a studio sweep."""
+    if backdrop == "alpha":
+        return images
+    height = images.shape[1]
+    if backdrop == "color":
+        behind = np.broadcast_to(colors[0], (height, 3))
+    else:
+        t = np.linspace(0.0, 1.0, height)[:, None]
+        behind = (1.0 - t) * colors[0] + t * colors[1]
+    alpha = images[..., 3:]
+    return (images[..., :3] * alpha + behind[None, :, None, :] * (1.0 - alpha)).astype(np.float32)
 
 
 def render_scene(
@@ -31,9 +59,11 @@ def render_scene(
     num_train_views: int = 50,
     num_test_views: int = 10,
     family: str = DEFAULT_FAMILY,
+    backdrop: Backdrop = "alpha",
 ) -> SceneData:
     """Renders object ``index`` of the ``family`` collection ``seed`` (a car by default) from its training and
-    held-out cameras. The cameras depend on (seed, index) only, not on the family."""
+    held-out cameras, with alpha or over a backdrop without it. The cameras depend on (seed, index) only, not on the
+    family."""
     params, primitives = sample_object(family, seed, index)
     intrinsics = camera_intrinsics(image_size)
     splits = []
@@ -41,9 +71,9 @@ def render_scene(
         images = np.zeros((len(poses), image_size, image_size, 4), dtype=np.float32)
         for k, pose in enumerate(poses):
             images[k] = render_view(primitives, pose, intrinsics)
-        splits.append(SceneViews(poses=poses, images=images))
+        splits.append(SceneViews(poses=poses, images=over_backdrop(images, backdrop, backdrop_colors(seed, index))))
     info = {
-        **_settings(family, seed, image_size, num_train_views, num_test_views),
+        **_settings(family, seed, image_size, num_train_views, num_test_views, backdrop),
         "index": index,
         "parameters": asdict(params),
     }
@@ -60,8 +90,10 @@ def render_scene(
     )
 
 
-def _settings(family: str, seed: int, image_size: int, num_train_views: int, num_test_views: int) -> Dict[str, object]:
-    return {
+def _settings(
+    family: str, seed: int, image_size: int, num_train_views: int, num_test_views: int, backdrop: Backdrop = "alpha"
+) -> Dict[str, object]:
+    settings = {
         "generator": GENERATOR_NAME,
         "generator_version": GENERATOR_VERSION,
         "family": family,
@@ -70,6 +102,9 @@ def _settings(family: str, seed: int, image_size: int, num_train_views: int, num
         "num_train_views": num_train_views,
         "num_test_views": num_test_views,
     }
+    if backdrop != "alpha":  # collections written before backdrops existed have alpha and name none
+        settings["backdrop"] = backdrop
+    return settings
 
 
 @dataclass
@@ -98,13 +133,14 @@ def _scene_is_complete(scene_dir: Path, info: Dict[str, object], fmt: scene_io.S
         return False
     if not isinstance(stored, dict) or any(stored.get(k) != v for k, v in info.items()):
         return False
-    files = scene_io.expected_scene_files(fmt, int(info["num_train_views"]), int(info["num_test_views"]))
+    has_alpha = info.get("backdrop", "alpha") == "alpha"
+    files = scene_io.expected_scene_files(fmt, int(info["num_train_views"]), int(info["num_test_views"]), has_alpha)
     return all((scene_dir / f).is_file() for f in files)
 
 
-def _generate_scene(job: Tuple[Path, int, int, int, int, int, str, str]) -> int:
-    scene_dir, seed, index, image_size, num_train_views, num_test_views, fmt, family = job
-    scene = render_scene(seed, index, image_size, num_train_views, num_test_views, family)
+def _generate_scene(job: Tuple[Path, int, int, int, int, int, str, str, str]) -> int:
+    scene_dir, seed, index, image_size, num_train_views, num_test_views, fmt, family, backdrop = job
+    scene = render_scene(seed, index, image_size, num_train_views, num_test_views, family, backdrop)
     scene.info["format"] = fmt
     writer = scene_io.write_blender_scene if fmt == "blender" else scene_io.write_srn_scene
     writer(scene_dir, scene)
@@ -123,6 +159,7 @@ def generate_collection(
     workers: int | None = None,
     show_progress: bool = True,
     family: str = DEFAULT_FAMILY,
+    backdrop: Backdrop = "alpha",
 ) -> GenerationSummary:
     """Generates scenes ``first_scene .. first_scene + num_scenes - 1`` of a procedural collection of cars (the
     default) or of another family of objects.
@@ -146,6 +183,9 @@ def generate_collection(
         show_progress: show a progress bar with ETA.
         family: "cars" or "furniture" (see ``families.py``); recorded in ``collection.json`` and every
             ``scene.json``, so a folder of one family is refused for another.
+        backdrop: "alpha" (views with alpha, RGBA PNGs), or views without alpha (JPGs in blender format, RGB PNGs
+            in SRN) over a backdrop of each scene's own colours: "color" (one colour) or "gradient" (a vertical
+            blend of two). Recorded like the family.
 
     Raises:
         CollectionError: the folder holds something else (see above).
@@ -159,17 +199,24 @@ def generate_collection(
         )
     if fmt not in ("blender", "srn"):
         raise InputError(f"Unknown format {fmt!r}, expected 'blender' or 'srn'.")
+    if backdrop not in BACKDROPS:
+        raise InputError(f"Unknown backdrop {backdrop!r}, expected one of {', '.join(BACKDROPS)}.")
     if family not in FAMILIES:
         raise InputError(f"Unknown procedural family {family!r}, expected one of {', '.join(FAMILIES)}.")
     start = time.perf_counter()
     output_dir = Path(output_dir)
-    settings = {**_settings(family, seed, image_size, num_train_views, num_test_views), "format": fmt}
+    settings = {**_settings(family, seed, image_size, num_train_views, num_test_views, backdrop), "format": fmt}
     collection_file = output_dir / scene_io.COLLECTION_FILE
     if collection_file.exists():
         stored = _with_family(scene_io.read_json(collection_file))
         if stored != settings:
             differ = (
-                ", ".join(f"{k} {stored.get(k)!r} instead of {v!r}" for k, v in settings.items() if stored.get(k) != v)
+                ", ".join(
+                    f"{k} {stored.get(k, 'alpha' if k == 'backdrop' else None)!r} instead of "
+                    f"{settings.get(k, 'alpha' if k == 'backdrop' else None)!r}"
+                    for k in {**stored, **settings}
+                    if stored.get(k) != settings.get(k)
+                )
                 if isinstance(stored, dict)
                 else "other settings"
             )
@@ -189,7 +236,7 @@ def generate_collection(
     indices = range(first_scene, first_scene + num_scenes)
     scene_dirs = [output_dir / scene_io.scene_name(i) for i in indices]
     jobs = [
-        (scene_dir, seed, i, image_size, num_train_views, num_test_views, fmt, family)
+        (scene_dir, seed, i, image_size, num_train_views, num_test_views, fmt, family, backdrop)
         for i, scene_dir in zip(indices, scene_dirs, strict=True)
         if not _scene_is_complete(scene_dir, {**settings, "index": i}, fmt)
     ]
@@ -199,7 +246,7 @@ def generate_collection(
 
 
 def _run_jobs(
-    jobs: List[Tuple[Path, int, int, int, int, int, str, str]], workers: int | None, show_progress: bool
+    jobs: List[Tuple[Path, int, int, int, int, int, str, str, str]], workers: int | None, show_progress: bool
 ) -> None:
     from rich.progress import (
         BarColumn,

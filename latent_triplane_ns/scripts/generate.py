@@ -10,6 +10,7 @@ import tyro
 from rich.console import Console
 
 from latent_triplane_ns.procedural import Family, generate_collection
+from latent_triplane_ns.procedural.collection import Backdrop
 
 CONSOLE = Console(width=120)
 
@@ -37,6 +38,10 @@ class GenerateConfig:
     """Object family. cars: body, cabin and wheels. furniture: tables, chairs, chests of drawers, bookcases and
     stools with wood grain, stripes or checks, a second family for measuring generalisation (evaluate on it, or
     train on it only under a seed that no evaluated scene uses). A folder of the other family is refused."""
+    backdrop: Backdrop = "alpha"
+    """alpha: views with alpha (RGBA PNGs). color, gradient: views without alpha, as photographs are, over a backdrop
+    of each scene's own colours (one colour, or a vertical blend of two): JPGs in blender format, RGB PNGs in SRN.
+    Train on them with the default background, border (each scene's border colour), or learned."""
     format: Literal["blender", "srn"] = "blender"
     """blender: transforms_{train,test}.json and RGBA PNGs; srn: rgb/, pose/ (OpenCV), intrinsics.txt, test views
     first."""
@@ -56,6 +61,7 @@ class GenerateConfig:
             fmt=self.format,
             workers=self.workers,
             family=self.family,
+            backdrop=self.backdrop,
         )
         reused = len(summary.scene_dirs) - summary.num_generated
         CONSOLE.print(

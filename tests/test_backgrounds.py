@@ -1,0 +1,125 @@
+"""Backgrounds: each mode's colour and compositing checked by hand, the border estimate, the warning on borders that
+disagree with the setting, and bad colours refused."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from latent_triplane_ns.backgrounds import (
+    SceneBackgrounds,
+    SceneBorders,
+    border_pixels,
+    check_color,
+    disagreements,
+    read_borders,
+    scene_colors,
+)
+from latent_triplane_ns.errors import InputError
+from latent_triplane_ns.renderers import LatentRenderer
+
+BLUE = (0.1, 0.2, 0.8)
+
+
+class Identity(torch.nn.Module):
+    """The identity autoencoder's interface as SceneBackgrounds uses it: latents are the colours."""
+
+    downsample_factor = 1
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("norm_scale", torch.ones(3))
+
+    def encode(self, images, mode=None):
+        return images
+
+
+class ArrayDataset:
+    """`get_numpy_image` over arrays, as an InputDataset serves a scene's views."""
+
+    def __init__(self, images):
+        self.images = images
+
+    def get_numpy_image(self, index):
+        return self.images[index]
+
+
+def view(color, size=32, object_color=(1.0, 0.0, 0.0), alpha=None):
+    """A uint8 view: an object square in the middle, `color` around it (an alpha channel when `alpha` is given)."""
+    image = np.empty((size, size, 3), dtype=np.float32)
+    image[:] = color
+    image[size // 4 : 3 * size // 4, size // 4 : 3 * size // 4] = object_color
+    if alpha is not None:
+        channel = np.full((size, size, 1), alpha, dtype=np.float32)
+        channel[size // 4 : 3 * size // 4, size // 4 : 3 * size // 4] = 1.0
+        image = np.concatenate([image, channel], axis=-1)
+    return np.round(image * 255).astype(np.uint8)
+
+
+def test_each_mode_gives_its_colour_and_the_renderer_composites_it_per_scene():
+    borders = SceneBorders(torch.tensor([[1.0, 1.0, 1.0], list(BLUE)]), torch.ones(2), torch.ones(2, dtype=torch.bool))
+    expected = {
+        "white": [[1, 1, 1], [1, 1, 1]],
+        "black": [[0, 0, 0], [0, 0, 0]],
+        "color": [[0.5, 0.25, 0], [0.5, 0.25, 0]],
+        "border": [[1, 1, 1], list(BLUE)],
+        "learned": [[1, 1, 1], list(BLUE)],
+    }
+    for mode, colors in expected.items():
+        got = scene_colors(mode, (0.5, 0.25, 0.0), borders, 2)
+        assert torch.allclose(got, torch.tensor(colors, dtype=torch.float32)), mode
+
+    backgrounds = SceneBackgrounds(scene_colors("border", (1, 1, 1), borders, 2), 3, learned=False)
+    backgrounds.refresh(Identity())
+    # two rays, one per scene, each with one sample of weight 0.25 and value (0, 0, 0):
+    # 0.25 * 0 + 0.75 * background of the ray's scene
+    scenes = torch.tensor([0, 1])
+    rendered = LatentRenderer()(torch.zeros(2, 1, 3), torch.full((2, 1, 1), 0.25), backgrounds.latents()[scenes])
+    assert torch.allclose(rendered, torch.tensor([[0.75, 0.75, 0.75], [0.075, 0.15, 0.6]]))
+    assert backgrounds.learned is None and "colors" not in backgrounds.state_dict()  # recomputed, never stored
+
+    learned = SceneBackgrounds(scene_colors("learned", (1, 1, 1), borders, 2), 3, learned=True)
+    learned.refresh(Identity(), initialise=True)
+    assert torch.allclose(learned.latents(), torch.tensor([[1.0, 1.0, 1.0], list(BLUE)]))
+    assert learned.latents().requires_grad and list(learned.state_dict()) == ["learned"]
+    learned.latents().sum().backward()  # a gradient reaches each scene's row
+    assert torch.equal(learned.learned.grad, torch.ones(2, 3))
+
+
+def test_border_colours_of_views_with_and_without_alpha():
+    ring = border_pixels(torch.from_numpy(view(BLUE, size=8)).float() / 255.0, 1)
+    assert ring.shape == (28, 3)  # 8 * 8 - 6 * 6 pixels
+    blue_views = [view(BLUE) for _ in range(3)]
+    transparent = [view((0.0, 0.0, 0.0), alpha=0.0) for _ in range(3)]  # black where transparent
+    dataset = ArrayDataset(blue_views + transparent)
+    borders = read_borders(dataset, torch.tensor([0, 0, 0, 1, 1, 1]), torch.ones(3))
+    assert torch.allclose(borders.colors[0], torch.tensor(BLUE), atol=1 / 255)
+    assert torch.equal(borders.colors[1], torch.ones(3))  # composited over the alpha colour, white
+    assert borders.opaque.tolist() == [True, False] and borders.uniform.tolist() == [1.0, 1.0]
+
+
+def test_the_warning_fires_on_blue_borders_with_white_and_never_on_white_or_on_views_with_alpha():
+    dataset = ArrayDataset([view(BLUE), view(BLUE), view((1.0, 1.0, 1.0)), view((0.0, 0.0, 0.0), alpha=0.0)])
+    names = ["blue_car", "white_car", "rgba_car"]
+    borders = read_borders(dataset, torch.tensor([0, 0, 1, 2]), torch.ones(3))
+
+    (line,) = disagreements("white", scene_colors("white", (1, 1, 1), borders, 3), borders, names)
+    assert line.startswith("blue_car: the views have no alpha and their borders are 0.10 0.20 0.80")
+    assert "white_car" not in line and "rgba_car" not in line and "--pipeline.model.background border" in line
+    assert disagreements("border", scene_colors("border", (1, 1, 1), borders, 3), borders, names) == []
+    blue_only = read_borders(ArrayDataset([view(BLUE)]), torch.tensor([0]), torch.ones(3))
+    assert disagreements("color", scene_colors("color", BLUE, blue_only, 1), blue_only, ["blue_car"]) == []
+
+    # borders of many colours: no single colour can stand for them, whatever the setting
+    patchy, half = view(BLUE), 16
+    patchy[:half, :half], patchy[:half, half:], patchy[half:, :half] = 0, 255, (200, 30, 30)  # and blue
+    clutter = read_borders(ArrayDataset([patchy]), torch.tensor([0]), torch.ones(3))
+    (line,) = disagreements("border", clutter.colors, clutter, ["kitchen"])
+    assert line.startswith("kitchen: the borders of the views are not one colour")
+
+
+@pytest.mark.parametrize("color", [(1.5, 0.0, 0.0), (-0.1, 0.5, 0.5), (0.5, 0.5)])
+def test_a_bad_colour_is_refused_naming_the_flag(color):
+    with pytest.raises(InputError, match=r"--pipeline.model.background-color .*: give three values \(R G B\) in \[0, 1\]"):
+        check_color(color, "--pipeline.model.background-color")
