@@ -54,7 +54,8 @@ def border_pixels(image: Float[Tensor, "H W 3"], width: int = 0) -> Float[Tensor
 def read_borders(dataset: InputDataset, scene_index: Tensor, alpha_color: Tensor) -> SceneBorders:
     """Reads up to `BORDER_VIEWS` views of each scene (indices 0..S-1 in `scene_index`, one per image)."""
     num_scenes = int(scene_index.max()) + 1 if len(scene_index) else 0
-    colors, uniform, opaque = torch.ones(num_scenes, 3), torch.ones(num_scenes), torch.ones(num_scenes, dtype=torch.bool)
+    colors, uniform = torch.ones(num_scenes, 3), torch.ones(num_scenes)
+    opaque = torch.ones(num_scenes, dtype=torch.bool)
     for scene in range(num_scenes):
         views = (scene_index == scene).nonzero().view(-1)
         if len(views) == 0:

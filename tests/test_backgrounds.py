@@ -121,5 +121,6 @@ def test_the_warning_fires_on_blue_borders_with_white_and_never_on_white_or_on_v
 
 @pytest.mark.parametrize("color", [(1.5, 0.0, 0.0), (-0.1, 0.5, 0.5), (0.5, 0.5)])
 def test_a_bad_colour_is_refused_naming_the_flag(color):
-    with pytest.raises(InputError, match=r"--pipeline.model.background-color .*: give three values \(R G B\) in \[0, 1\]"):
+    message = r"--pipeline.model.background-color .*: give three values \(R G B\) in \[0, 1\]"
+    with pytest.raises(InputError, match=message):
         check_color(color, "--pipeline.model.background-color")

@@ -122,10 +122,10 @@ def _shared_gradients(rank: int, world_size: int, port: int, data: Path, referen
     pipeline = config.pipeline.setup(device="cpu", test_mode="val")
     model = pipeline.model
     state = torch.load(reference, weights_only=False)
-    with torch.no_grad():
-        for key, value in model.state_dict().items():
-            rows = slice(scenes[0], scenes[1]) if key in model.PER_SCENE_PARAMETERS else slice(None)
-            value.copy_(state[key][rows])
+    # the reference's weights, this rank's rows of the per-scene ones; loading encodes the scenes' backgrounds with
+    # the reference's autoencoder
+    rows = slice(scenes[0], scenes[1])
+    model.load_state_dict({k: v[rows] if k in model.PER_SCENE_PARAMETERS else v for k, v in state.items()})
     model.set_trainable("joint")
     optimizers = SharedGradientOptimizers(config.optimizers, model.get_param_groups(), model.PER_SCENE_GROUPS)
     dm = pipeline.datamanager

@@ -67,8 +67,10 @@ class DistributedTrainer(LatentTrainer):
     def setup(self, test_mode: Literal["test", "val", "inference"] = "val") -> None:
         super().setup(test_mode)
         model = self.pipeline.model
-        # Every rank starts from rank 0's shared weights (as DDP does): the basis, the MLP, the autoencoder.
+        # Every rank starts from rank 0's shared weights (as DDP does): the basis, the MLP, the autoencoder; the scenes'
+        # backgrounds are then encoded with that autoencoder.
         broadcast_from_main([v for k, v in model.state_dict().items() if k not in model.PER_SCENE_PARAMETERS])
+        model.backgrounds.refresh(model.autoencoder)
 
     def setup_optimizers(self) -> SharedGradientOptimizers:
         model = self.pipeline.model
