@@ -34,6 +34,8 @@ class SceneBorders:
     """Share of the border pixels within `BORDER_TOLERANCE` of that median."""
     opaque: Tensor
     """(S,) bool: whether the scene's views have no transparent pixel (no alpha channel, or alpha 1 everywhere)."""
+    masked: bool = False
+    """Whether the views have masks (then a border of many colours carries no loss and needs no warning)."""
 
 
 def border_pixels(image: Float[Tensor, "H W 3"], width: int = 0) -> Float[Tensor, "P 3"]:
@@ -99,7 +101,8 @@ def disagreements(
 ) -> List[str]:
     """One line per kind of mismatch between the views' borders and the background setting, naming the scenes (at
     most five, then a count): opaque views whose borders are another colour than a fixed background, and views whose
-    borders are not one colour."""
+    borders are not one colour (unless the views have masks)."""
+
     def named(mask: Tensor) -> str:
         names = [scene_names[i] for i in mask.nonzero().view(-1).tolist()]
         return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
@@ -118,7 +121,7 @@ def disagreements(
                 "--pipeline.model.background color --pipeline.model.background-color R G B"
             )
     patchy = borders.opaque & (borders.uniform < UNIFORM_SHARE)
-    if patchy.any():
+    if patchy.any() and not borders.masked:
         lines.append(
             f"{named(patchy)}: the borders of the views are not one colour (a cluttered background): a background "
             "colour cannot stand for them; give masks (mask_path in transforms.json) or views with alpha"

@@ -108,9 +108,11 @@ class LatentDataManager(VanillaDataManager[ImageDataset]):
             if dataset.cameras.metadata is None or "scene_index" not in dataset.cameras.metadata:
                 dataset.cameras.metadata = {"scene_index": torch.zeros(len(dataset), 1, dtype=torch.long)}
         # what the borders of each scene's views show, for the model's background (it is built from this metadata)
-        self.train_dataset.metadata["scene_borders"] = read_borders(
+        borders = read_borders(
             self.train_dataset, self.train_dataset.cameras.metadata["scene_index"].view(-1), self._alpha_color()
         )
+        borders.masked = self.has_masks(self.train_dataset)
+        self.train_dataset.metadata["scene_borders"] = borders
         self._scene_colors: Optional[Tensor] = None
         """Each scene's background colour (the model's), that views with alpha are composited over."""
 
