@@ -354,9 +354,14 @@ class LatentAutoencoder(nn.Module):
     @torch.no_grad()
     def white_latent(self) -> Float[Tensor, " C"]:
         """Normalised latent (C,) of a white image: the background of the procedural and SRN scenes."""
-        device = self.norm_scale.device
-        white = torch.ones(1, 3, 4 * self.downsample_factor, 4 * self.downsample_factor, device=device)
-        return self.encode(white, mode="mean").mean(dim=(0, 2, 3))
+        return self.color_latents(torch.ones(1, 3))[0]
+
+    @torch.no_grad()
+    def color_latents(self, colors: Float[Tensor, "S 3"]) -> Float[Tensor, "S C"]:
+        """Normalised latents (S, C) of uniform images of each colour (the mean over the image of its encoder mean)."""
+        side = 4 * self.downsample_factor
+        images = colors.view(-1, 3, 1, 1).expand(-1, 3, side, side).to(self.norm_scale.device)
+        return torch.cat([self.encode(chunk, mode="mean") for chunk in images.split(64)]).mean(dim=(2, 3))
 
     def normalize(self, z: Float[Tensor, "B C h w"]) -> Float[Tensor, "B C h w"]:
         """Raw latents -> normalised latents in [0, 1]."""

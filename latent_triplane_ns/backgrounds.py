@@ -150,10 +150,7 @@ class SceneBackgrounds(nn.Module):
         """Encodes the colours with `autoencoder` (after it has changed); `initialise` also resets learned latents."""
         if len(self.colors) == 0:
             return
-        side = 4 * autoencoder.downsample_factor
-        images = self.colors.view(-1, 3, 1, 1).expand(-1, 3, side, side).to(autoencoder.norm_scale.device)
-        encoded = torch.cat([autoencoder.encode(chunk, mode="mean") for chunk in images.split(64)])
-        self.encoded.copy_(encoded.mean(dim=(2, 3)).to(self.encoded))
+        self.encoded.copy_(autoencoder.color_latents(self.colors).to(self.encoded))
         if initialise and self.learned is not None:
             self.learned.copy_(self.encoded)
 

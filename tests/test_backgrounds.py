@@ -22,17 +22,11 @@ from latent_triplane_ns.renderers import LatentRenderer
 BLUE = (0.1, 0.2, 0.8)
 
 
-class Identity(torch.nn.Module):
-    """The identity autoencoder's interface as SceneBackgrounds uses it: latents are the colours."""
+def identity_autoencoder():
+    """The identity autoencoder (triplane-rgb's): latents are the colours."""
+    from latent_triplane_ns.autoencoder import AutoencoderConfig, LatentAutoencoder
 
-    downsample_factor = 1
-
-    def __init__(self):
-        super().__init__()
-        self.register_buffer("norm_scale", torch.ones(3))
-
-    def encode(self, images, mode=None):
-        return images
+    return LatentAutoencoder(AutoencoderConfig(source="identity"))
 
 
 class ArrayDataset:
@@ -71,7 +65,7 @@ def test_each_mode_gives_its_colour_and_the_renderer_composites_it_per_scene():
         assert torch.allclose(got, torch.tensor(colors, dtype=torch.float32)), mode
 
     backgrounds = SceneBackgrounds(scene_colors("border", (1, 1, 1), borders, 2), 3, learned=False)
-    backgrounds.refresh(Identity())
+    backgrounds.refresh(identity_autoencoder())
     # two rays, one per scene, each with one sample of weight 0.25 and value (0, 0, 0):
     # 0.25 * 0 + 0.75 * background of the ray's scene
     scenes = torch.tensor([0, 1])
@@ -80,7 +74,7 @@ def test_each_mode_gives_its_colour_and_the_renderer_composites_it_per_scene():
     assert backgrounds.learned is None and "colors" not in backgrounds.state_dict()  # recomputed, never stored
 
     learned = SceneBackgrounds(scene_colors("learned", (1, 1, 1), borders, 2), 3, learned=True)
-    learned.refresh(Identity(), initialise=True)
+    learned.refresh(identity_autoencoder(), initialise=True)
     assert torch.allclose(learned.latents(), torch.tensor([[1.0, 1.0, 1.0], list(BLUE)]))
     assert learned.latents().requires_grad and list(learned.state_dict()) == ["learned"]
     learned.latents().sum().backward()  # a gradient reaches each scene's row
