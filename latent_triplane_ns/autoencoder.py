@@ -159,8 +159,6 @@ class AutoencoderConfig(InstantiateConfig):
     """Per-channel (or one shared) tanh scale. None: the statistics stored beside the AE, else 0.02 (SD-VAE)."""
     tanh_shift: Optional[Tuple[float, ...]] = None
     """Per-channel (or one shared) shift. None: the statistics stored beside the AE, else 0."""
-    background_latent: Optional[Tuple[float, ...]] = None
-    """Normalised latent of the background. None: the encoding of a white image."""
 
     def named_folder(self) -> Optional[Tuple[Path, Optional[str]]]:
         """(folder or hub id, subfolder) of the autoencoder this config loads: the shipped one, or the pretrained
@@ -293,10 +291,9 @@ def autoencoder_from_record(record: Dict[str, Any]) -> LatentAutoencoder:
         source="pretrained",
         encode_mode=record["encode_mode"],
         normalization=record["normalization"],
-        # placeholders: the checkpoint overwrites the normalisation and background buffers
+        # placeholders: the checkpoint overwrites the normalisation buffers
         tanh_scale=(1.0,),
         tanh_shift=(0.0,),
-        background_latent=(0.5,),
     )
     vae = vae_class(architecture.get("_class_name", "AutoencoderKL")).from_config(architecture)
     return LatentAutoencoder(config, vae=vae)
@@ -343,18 +340,6 @@ class LatentAutoencoder(nn.Module):
         shift = config.tanh_shift if config.tanh_shift is not None else stats.get("shift")
         self.register_buffer("norm_scale", _per_channel(scale, channels, 0.02, "tanh_scale"))
         self.register_buffer("norm_shift", _per_channel(shift, channels, 0.0, "tanh_shift"))
-        if config.background_latent is not None:
-            background = _per_channel(config.background_latent, channels, 0.0, "background_latent")
-        elif vae is None:
-            background = torch.ones(3)
-        else:
-            background = self.white_latent()
-        self.register_buffer("background_latent", background)
-
-    @torch.no_grad()
-    def white_latent(self) -> Float[Tensor, " C"]:
-        """Normalised latent (C,) of a white image: the background of the procedural and SRN scenes."""
-        return self.color_latents(torch.ones(1, 3))[0]
 
     @torch.no_grad()
     def color_latents(self, colors: Float[Tensor, "S 3"]) -> Float[Tensor, "S C"]:
@@ -402,11 +387,9 @@ class LatentAutoencoder(nn.Module):
         return self.decode_raw(self.denormalize(latents)).clamp(0.0, 1.0)
 
     def set_statistics(self, shift: Float[Tensor, " C"], scale: Float[Tensor, " C"]) -> None:
-        """Sets the tanh normalisation and re-derives the background latent from a white image."""
+        """Sets the tanh normalisation."""
         self.norm_shift.copy_(shift)
         self.norm_scale.copy_(scale)
-        if self.vae is not None and self.config.background_latent is None:
-            self.background_latent.copy_(self.white_latent())
 
     def check_size(self, height: int, width: int) -> None:
         """Raises when an image side is not a multiple of the downsampling factor."""

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from latent_triplane_ns.errors import InputError
 
-BackgroundMode = Literal["white", "black", "color", "border", "learned"]
+BackgroundMode = Literal["white", "black", "color", "border", "learned", "random"]
 BORDER_VIEWS = 8
 """Training views per scene whose borders are read (evenly spread over the scene's views)."""
 BORDER_TOLERANCE = 0.1
@@ -22,6 +22,8 @@ BORDER_TOLERANCE = 0.1
 and between a border pixel and its scene's border colour, that still counts as the same colour."""
 UNIFORM_SHARE = 0.5
 """Share of a scene's border pixels within the tolerance of their median below which its border is not one colour."""
+PALETTE_SEED = 0
+"""Seed of the colours of background 'random' (the same colours in every run, so that the latent cache is reused)."""
 
 
 @dataclass
@@ -88,12 +90,30 @@ def check_color(color: Sequence[float], flag: str) -> Tuple[float, float, float]
 def scene_colors(
     mode: BackgroundMode, color: Sequence[float], borders: Optional[SceneBorders], num_scenes: int
 ) -> Float[Tensor, "S 3"]:
-    """Each scene's background colour under `mode`: white, black, `color`, or the scene's border colour (`border`,
-    and `learned`, which starts from it). Without borders (a model built without its data) border modes use white."""
-    if mode in ("border", "learned") and borders is not None:
+    """Each scene's background colour under `mode`: white, black, `color`, or the scene's border colour (`border`;
+    `learned`, which starts from it; `random`, which evaluates and renders over it). Without borders (a model built
+    without its data) these modes use white."""
+    if mode in ("border", "learned", "random") and borders is not None:
         return borders.colors.clone()
     fixed = {"white": (1.0, 1.0, 1.0), "black": (0.0, 0.0, 0.0), "color": tuple(color)}.get(mode, (1.0, 1.0, 1.0))
     return torch.tensor(fixed, dtype=torch.float32).expand(num_scenes, 3).clone()
+
+
+def random_palette(count: int) -> Float[Tensor, "P 3"]:
+    """The `count` colours of background 'random', uniform in [0, 1]^3, drawn from `PALETTE_SEED`.
+
+    Examples:
+        >>> palette = random_palette(4)
+        >>> palette.shape, bool((palette >= 0).all() and (palette <= 1).all()), bool((palette == random_palette(4)).all())
+        (torch.Size([4, 3]), True, True)
+    """
+    return torch.rand(count, 3, generator=torch.Generator().manual_seed(PALETTE_SEED))
+
+
+def check_random_colors(count: int) -> None:
+    """Refuses a palette of fewer than one colour for background 'random'."""
+    if count < 1:
+        raise InputError(f"--pipeline.model.random-colors {count}: give at least one colour")
 
 
 def disagreements(
@@ -108,6 +128,11 @@ def disagreements(
         return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
 
     lines = []
+    if mode == "random" and borders.opaque.any():
+        lines.append(
+            f"{named(borders.opaque)}: the views have no alpha, so background random cannot put colours behind the "
+            "object; these scenes use their border colour"
+        )
     if mode in ("white", "black", "color"):
         off = borders.opaque & ((borders.colors - colors).abs().amax(dim=-1) > BORDER_TOLERANCE)
         if off.any():
@@ -131,18 +156,29 @@ def disagreements(
 
 class SceneBackgrounds(nn.Module):
     """Each scene's background as the renderer needs it: a normalised latent (S, C), the autoencoder's encoding of
-    the scene's colour, or (`learned`) a per-scene latent that training moves, starting from that encoding.
+    the scene's colour, or (`learned`) a per-scene latent that training moves, starting from that encoding; and for
+    background 'random', the encodings of the palette's colours, that training rays may be composited over instead.
 
     Args:
         colors: each scene's background colour.
         latent_channels: C.
         learned: whether the latents are parameters.
+        palette: the colours of background 'random' (P, 3); None or empty: none.
     """
 
-    def __init__(self, colors: Float[Tensor, "S 3"], latent_channels: int, learned: bool):
+    def __init__(
+        self,
+        colors: Float[Tensor, "S 3"],
+        latent_channels: int,
+        learned: bool,
+        palette: Optional[Float[Tensor, "P 3"]] = None,
+    ):
         super().__init__()
+        palette = torch.zeros(0, 3) if palette is None else palette
         self.register_buffer("colors", colors.float().clone(), persistent=False)
         self.register_buffer("encoded", torch.zeros(len(colors), latent_channels), persistent=False)
+        self.register_buffer("palette", palette.float().clone(), persistent=False)
+        self.register_buffer("palette_encoded", torch.zeros(len(palette), latent_channels), persistent=False)
         self.learned = nn.Parameter(torch.zeros(len(colors), latent_channels)) if learned else None
 
     @torch.no_grad()
@@ -151,9 +187,24 @@ class SceneBackgrounds(nn.Module):
         if len(self.colors) == 0:
             return
         self.encoded.copy_(autoencoder.color_latents(self.colors).to(self.encoded))
+        if len(self.palette):
+            self.palette_encoded.copy_(autoencoder.color_latents(self.palette).to(self.palette_encoded))
         if initialise and self.learned is not None:
             self.learned.copy_(self.encoded)
 
     def latents(self) -> Float[Tensor, "S C"]:
         """The background latent of every scene."""
         return self.learned if self.learned is not None else self.encoded
+
+    def of_rays(
+        self, scenes: Tensor, choice: Optional[Tensor] = None, color: Optional[Float[Tensor, "n 3"]] = None
+    ) -> Float[Tensor, "n C"]:
+        """The background latent of each ray: its scene's; where `choice` (n,) is not negative, that palette colour's
+        encoding; or with `color`, each ray's own colour (the identity autoencoder's latent is the colour)."""
+        if color is not None:
+            return color.view(-1, 3).to(scenes.device)
+        latents = self.latents()[scenes]
+        if choice is None or not len(self.palette):
+            return latents
+        choice = choice.view(-1).to(scenes.device)
+        return torch.where((choice >= 0).unsqueeze(-1), self.palette_encoded[choice.clamp(min=0)], latents)

@@ -64,8 +64,6 @@ class BasisSettings:
     """Per-channel tanh scale."""
     tanh_shift: Tuple[float, ...]
     """Per-channel tanh shift."""
-    background_latent: Tuple[float, ...]
-    """Normalised latent of the background."""
     scene_names: Tuple[str, ...]
     """Folder names of the collection's scenes, in scene-index order."""
     step: int
@@ -76,7 +74,7 @@ class BasisSettings:
     def to_json(self) -> Dict[str, Any]:
         data = asdict(self)
         names = list(data.pop("scene_names"))
-        for key in ("tanh_scale", "tanh_shift", "background_latent"):
+        for key in ("tanh_scale", "tanh_shift"):
             data[key] = list(data[key])
         return {
             "format": FORMAT,
@@ -105,7 +103,7 @@ class BasisSettings:
             raise BasisCheckpointError(f"{source}: basis checkpoint lacks {', '.join(missing)}")
         values = {k: data[k] for k in wanted}
         try:
-            for key in ("tanh_scale", "tanh_shift", "background_latent"):
+            for key in ("tanh_scale", "tanh_shift"):
                 values[key] = tuple(float(v) for v in values[key])
             for key in ("plane_resolution", "macro_features", "num_basis", "num_features", "trained_micro_features"):
                 values[key] = int(values[key])
@@ -185,7 +183,6 @@ class BasisCheckpoint:
             normalization=s.normalization,
             tanh_scale=s.tanh_scale,
             tanh_shift=s.tanh_shift,
-            background_latent=s.background_latent,
         )
 
     def build_autoencoder(self) -> LatentAutoencoder:
@@ -300,7 +297,6 @@ def write_basis_checkpoint(model: Any, path: Path, step: int, complete: bool) ->
         normalization=ae.normalization,
         tanh_scale=tuple(ae.norm_scale.tolist()),
         tanh_shift=tuple(ae.norm_shift.tolist()),
-        background_latent=tuple(ae.background_latent.tolist()),
         scene_names=tuple(scene_names),
         step=int(step),
         complete=bool(complete),

@@ -115,14 +115,30 @@ class LatentDataManager(VanillaDataManager[ImageDataset]):
         self.train_dataset.metadata["scene_borders"] = borders
         self._scene_colors: Optional[Tensor] = None
         """Each scene's background colour (the model's), that views with alpha are composited over."""
+        self._random = False
+        """Background 'random': training rays of scenes with alpha get random background colours."""
+        self._palette = torch.zeros(0, 3)
+        """Background 'random' with an autoencoder: the colours that training views are also composited over and
+        encoded (the identity autoencoder draws any colour instead)."""
 
     def _alpha_color(self) -> Tensor:
         alpha_color = self.train_dataset._dataparser_outputs.alpha_color
         return torch.ones(3) if alpha_color is None else alpha_color.float().cpu()
 
-    def set_backgrounds(self, colors: Float[Tensor, "S 3"]) -> None:
-        """Gives each scene's background colour: views with alpha are composited over it from now on."""
+    def set_backgrounds(
+        self, colors: Float[Tensor, "S 3"], random: bool = False, palette: Optional[Float[Tensor, "P 3"]] = None
+    ) -> None:
+        """Gives each scene's background colour: views with alpha are composited over it from now on. With `random`
+        (background 'random'), every training ray of a scene whose views have alpha gets a random background colour,
+        the same behind its target and its render: with a `palette`, the training views are also encoded over each
+        of its colours and a ray takes its target from one of these encodings or the scene's colour
+        (`background_choice` in its metadata: the palette index, -1 for the scene's colour); without one (the
+        identity autoencoder) a ray's colour is uniform in [0, 1]^3 (`background_color` in its metadata), its target
+        the pixel composited over it."""
         self._scene_colors = colors.detach().float().cpu()
+        self._random = random
+        self._palette = torch.zeros(0, 3) if palette is None else palette.detach().float().cpu()
+        self.invalidate_latents()
 
     def setup_train(self) -> None:
         """Nothing to prepare: latents are encoded when first needed."""
@@ -154,13 +170,16 @@ class LatentDataManager(VanillaDataManager[ImageDataset]):
             raise RuntimeError("LatentDataManager.set_autoencoder must be called before latents are needed")
         return self._autoencoder[0]
 
-    def load_image(self, dataset: InputDataset, index: int) -> Float[Tensor, "H W 3"]:
-        """RGB image in [0, 1], cropped to its camera's size; an image with alpha is composited over its scene's
-        background colour (`set_backgrounds`; the dataparser's alpha colour before)."""
+    def load_image(
+        self, dataset: InputDataset, index: int, color: Optional[Float[Tensor, " 3"]] = None
+    ) -> Float[Tensor, "H W 3"]:
+        """RGB image in [0, 1], cropped to its camera's size; an image with alpha is composited over `color`, by
+        default its scene's background colour (`set_backgrounds`; the dataparser's alpha colour before)."""
         image = torch.from_numpy(dataset.get_numpy_image(index).astype(np.float32) / 255.0)
         if image.shape[-1] == 4:
             scene = int(dataset.cameras.metadata["scene_index"][index])
-            color = self._alpha_color() if self._scene_colors is None else self._scene_colors[scene]
+            if color is None:
+                color = self._alpha_color() if self._scene_colors is None else self._scene_colors[scene]
             image = image[..., :3] * image[..., 3:] + color.view(1, 1, 3) * (1.0 - image[..., 3:])
         image = image[..., :3]
         height, width = int(dataset.cameras.height[index]), int(dataset.cameras.width[index])
@@ -170,6 +189,14 @@ class LatentDataManager(VanillaDataManager[ImageDataset]):
                 f"its camera says {height}x{width}"
             )
         return image[:height, :width]
+
+    def load_alpha(self, dataset: InputDataset, index: int) -> Float[Tensor, "H W 1"]:
+        """The alpha of a view in [0, 1] (1 everywhere without an alpha channel), cropped to its camera's size."""
+        image = dataset.get_numpy_image(index)
+        height, width = int(dataset.cameras.height[index]), int(dataset.cameras.width[index])
+        if image.shape[-1] != 4:
+            return torch.ones(height, width, 1)
+        return torch.from_numpy(image[:height, :width, 3:].astype(np.float32) / 255.0)
 
     @staticmethod
     def has_masks(dataset: InputDataset) -> bool:
@@ -186,10 +213,12 @@ class LatentDataManager(VanillaDataManager[ImageDataset]):
         masks = torch.stack([self.load_mask(dataset, i) for i in range(len(dataset))])
         return latent_mask(masks, self.autoencoder.downsample_factor)
 
-    def _cache_key(self, dataset: InputDataset) -> str:
+    def _cache_key(self, dataset: InputDataset, color: Optional[Tensor] = None) -> str:
         digest = hashlib.sha256(self.autoencoder.fingerprint().encode())
         digest.update(str(dataset._dataparser_outputs.alpha_color).encode())
-        if self._scene_colors is not None:  # views with alpha are composited over these
+        if color is not None:  # views with alpha are composited over this colour
+            digest.update(b"color" + color.numpy().tobytes())
+        elif self._scene_colors is not None:  # or over these
             digest.update(self._scene_colors.numpy().tobytes())
         for filename, h, w in zip(dataset.image_filenames, dataset.cameras.height, dataset.cameras.width, strict=True):
             digest.update(f"{h.item()}x{w.item()}".encode())
@@ -204,20 +233,23 @@ class LatentDataManager(VanillaDataManager[ImageDataset]):
             cached["mask"] = self._latent_masks(dataset).to(self.device)
         return cached
 
-    def _encode_latents(self, dataset: InputDataset, split: str) -> Dict[str, Tensor]:
+    def _encode_latents(self, dataset: InputDataset, split: str, color: Optional[Tensor] = None) -> Dict[str, Tensor]:
+        """Latents and scene indices of a dataset, views with alpha composited over `color` (default: each scene's
+        background colour)."""
         scene_index = dataset.cameras.metadata["scene_index"].view(-1).long()
         ae = self.autoencoder
         use_disk = self.config.cache_latents_on_disk and ae.vae is not None
         cache_file = None
         if use_disk:
-            cache_file = Path(self.get_datapath()) / CACHE_DIRNAME / f"{split}-{self._cache_key(dataset)}.safetensors"
+            key = self._cache_key(dataset, color)
+            cache_file = Path(self.get_datapath()) / CACHE_DIRNAME / f"{split}-{key}.safetensors"
             latents = read_cached_latents(cache_file, (len(dataset), *self.latent_shape(dataset)))
             if latents is not None:
                 CONSOLE.log(f"Latent cache hit: {cache_file}")
                 return {"latents": latents.to(self.device), "scene_index": scene_index.to(self.device)}
         chunks = []
         size = self.config.encode_batch_size
-        device = ae.background_latent.device
+        device = ae.norm_scale.device
         with Progress(
             TextColumn(f"[bold green]Encoding {split} images"),
             BarColumn(),
@@ -229,7 +261,7 @@ class LatentDataManager(VanillaDataManager[ImageDataset]):
             task = progress.add_task("encode", total=len(dataset))
             for start in range(0, len(dataset), size):
                 images = torch.stack(
-                    [self.load_image(dataset, i) for i in range(start, min(start + size, len(dataset)))]
+                    [self.load_image(dataset, i, color) for i in range(start, min(start + size, len(dataset)))]
                 )
                 with torch.no_grad():
                     chunks.append(ae.encode(images.permute(0, 3, 1, 2).to(device)).permute(0, 2, 3, 1).cpu())
@@ -244,7 +276,24 @@ class LatentDataManager(VanillaDataManager[ImageDataset]):
 
     @cached_property
     def cached_train(self) -> Dict[str, Tensor]:  # type: ignore[override]
-        return self._encode(self.train_dataset, "train")
+        """`_encode` of the training views; with a palette (background 'random') also `palette_latents` (P, N, h, w,
+        C), the views composited over each palette colour."""
+        cached = self._encode(self.train_dataset, "train")
+        if not self._random:
+            return cached
+        # the scenes whose views have transparent pixels: only their rays get random colours
+        cached["random"] = (~self.train_dataset.metadata["scene_borders"].opaque).to(self.device)
+        if len(self._palette):
+            cached["palette_latents"] = torch.stack(
+                [self._encode_latents(self.train_dataset, "train", color)["latents"] for color in self._palette]
+            )
+        else:  # the identity autoencoder: the views over black, and their alpha
+            cached["premultiplied"] = self._encode_latents(self.train_dataset, "train", torch.zeros(3))["latents"]
+            cached["alpha"] = torch.stack(
+                [self.load_alpha(self.train_dataset, i) for i in range(len(self.train_dataset))]
+            )
+            cached["alpha"] = cached["alpha"].to(self.device)
+        return cached
 
     @cached_property
     def cached_eval(self) -> Dict[str, Tensor]:  # type: ignore[override]
@@ -271,7 +320,33 @@ class LatentDataManager(VanillaDataManager[ImageDataset]):
         n, h, w, _ = latents.shape
         flat = torch.randint(0, n * h * w, (count,), generator=self._rng).to(self.device)
         image, y, x = flat // (h * w), (flat % (h * w)) // w, flat % w
-        return _pixel_rays(latents, cameras, image, y, x, cache.get("mask"))
+        return self._with_random_backgrounds(cache, *_pixel_rays(latents, cameras, image, y, x, cache.get("mask")))
+
+    def _with_random_backgrounds(
+        self, cache: Dict[str, Tensor], ray_bundle: RayBundle, batch: Dict
+    ) -> Tuple[RayBundle, Dict]:
+        """Background 'random' (`set_backgrounds`): each training ray of an image with alpha gets a random colour and
+        the target composited over it; rays of images without alpha keep their scene's colour."""
+        if "random" not in cache:
+            return ray_bundle, batch
+        count = len(batch["latent"])
+        image, y, x = batch["indices"].unbind(-1)
+        scenes = cache["scene_index"][image]
+        drawn = cache["random"][scenes]  # (n,) whether the ray's scene has views with alpha
+        if "palette_latents" in cache:
+            palette_latents = cache["palette_latents"]
+            choice = torch.randint(0, len(palette_latents) + 1, (count,), generator=self._rng).to(self.device) - 1
+            choice = torch.where(drawn, choice, torch.full_like(choice, -1))
+            alternative = palette_latents[choice.clamp(min=0), image, y, x]
+            batch["latent"] = torch.where((choice >= 0).unsqueeze(-1), alternative, batch["latent"])
+            ray_bundle.metadata = {**(ray_bundle.metadata or {}), "background_choice": choice.unsqueeze(-1)}
+            return ray_bundle, batch
+        colors = torch.rand(count, 3, generator=self._rng).to(self.device)
+        colors = torch.where(drawn.unsqueeze(-1), colors, self._scene_colors.to(self.device)[scenes])
+        alpha = cache["alpha"][image, y, x]
+        batch["latent"] = cache["premultiplied"][image, y, x] + (1.0 - alpha) * colors
+        ray_bundle.metadata = {**(ray_bundle.metadata or {}), "background_color": colors}
+        return ray_bundle, batch
 
     @cached_property
     def _train_images_by_scene(self) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -299,8 +374,11 @@ class LatentDataManager(VanillaDataManager[ImageDataset]):
         local = (torch.rand(count, generator=self._rng) * num_images[ray_scene]).long()
         image = order[first[ray_scene] + local.clamp(max=num_images[ray_scene] - 1)].to(self.device)
         pixel = torch.randint(0, h * w, (count,), generator=self._rng).to(self.device)
-        return _pixel_rays(
-            latents, self.latent_train_cameras, image, pixel // w, pixel % w, self.cached_train.get("mask")
+        return self._with_random_backgrounds(
+            self.cached_train,
+            *_pixel_rays(
+                latents, self.latent_train_cameras, image, pixel // w, pixel % w, self.cached_train.get("mask")
+            ),
         )
 
     def next_train(self, step: int) -> Tuple[RayBundle, Dict]:  # type: ignore[override]

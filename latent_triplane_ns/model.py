@@ -32,7 +32,15 @@ from latent_triplane_ns.autoencoder import (
     autoencoder_from_record,
     autoencoder_record,
 )
-from latent_triplane_ns.backgrounds import BackgroundMode, SceneBackgrounds, check_color, disagreements, scene_colors
+from latent_triplane_ns.backgrounds import (
+    BackgroundMode,
+    SceneBackgrounds,
+    check_color,
+    check_random_colors,
+    disagreements,
+    random_palette,
+    scene_colors,
+)
 from latent_triplane_ns.errors import InputError, MissingInputError
 from latent_triplane_ns.evaluation import image_psnr, psnr_from_mse
 from latent_triplane_ns.field import MicroMacroTriplanes, TriplaneField, plane_tv
@@ -109,11 +117,17 @@ class LatentTriplaneModelConfig(ModelConfig):
     background: BackgroundMode = "border"
     """What lies behind each scene's object, where rays leave the scene box: 'white', 'black', 'color'
     (`background_color`), 'border' (each scene's colour, the median of its training views' border pixels), or
-    'learned' (a per-scene latent that training moves, starting from the border colour). Views with alpha are
-    composited over the scene's colour (for 'border' and 'learned', over the dataparser's alpha colour); the latent
-    methods render the encoding of the colour, and decoder steps see the same background."""
+    'learned' (a per-scene latent that training moves, starting from the border colour), or 'random' (nerfstudio's
+    random background for scenes whose views have alpha: each training ray gets a random colour behind both its render
+    and its target pixel, any colour for the identity autoencoder, or one of `random_colors` colours or the scene's
+    own for an autoencoder; scenes without alpha, evaluation and rendering use the border colour). Views with alpha are
+    composited over the scene's colour (for 'border', 'learned' and 'random', over the dataparser's alpha colour); the
+    latent methods render the encoding of the colour, and decoder steps see the scene's colour."""
     background_color: Tuple[float, float, float] = (1.0, 1.0, 1.0)
     """RGB, each in [0, 1]: the background of every scene with background 'color'."""
+    random_colors: int = 4
+    """With background 'random' and an autoencoder: how many random colours the training views are also composited
+    over, each encoded once into its own copy of the latent cache (the colours are the same in every run)."""
     collider_params: Optional[Dict[str, float]] = field(default_factory=lambda: {"near_plane": 1.0, "far_plane": 4.2})
     """Near and far distances of every ray (the default suits cameras at radius 2.6 around a [-1, 1]^3 object)."""
     restore: Optional[Dict[str, Any]] = None
@@ -174,10 +188,14 @@ class LatentTriplaneModel(Model):
         if config.background == "color":
             check_color(config.background_color, "--pipeline.model.background-color")
         borders = metadata.get("scene_borders")
+        random = config.background == "random"
+        if random and self.autoencoder.vae is not None:  # the identity autoencoder draws any colour instead
+            check_random_colors(config.random_colors)
         self.backgrounds = SceneBackgrounds(
             scene_colors(config.background, config.background_color, borders, num_scenes),
             self.autoencoder.latent_channels,
             learned=config.background == "learned",
+            palette=random_palette(config.random_colors) if random and self.autoencoder.vae is not None else None,
         )
         self.backgrounds.refresh(self.autoencoder, initialise=True)
         if borders is not None:  # a model built from its data: say where the views disagree with the setting
@@ -256,6 +274,8 @@ class LatentTriplaneModel(Model):
             )
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):  # type: ignore[override]
+        # checkpoints of earlier versions hold the autoencoder's fixed background latent, now the scenes' backgrounds
+        state_dict = {k: v for k, v in state_dict.items() if k != "autoencoder.background_latent"}
         result = super().load_state_dict(state_dict, strict=strict, assign=assign)
         self.missing_source = None  # every weight now comes from the checkpoint
         self.backgrounds.refresh(self.autoencoder)  # the encoding of the colours by the autoencoder just loaded
@@ -341,6 +361,8 @@ class LatentTriplaneModel(Model):
         shape = ray_bundle.origins.shape[:-1]
         flat = ray_bundle.flatten() if len(shape) != 1 else ray_bundle
         scenes = self.scene_of_rays(flat)
+        metadata = flat.metadata or {}  # background 'random': each training ray's palette colour, or its own colour
+        choice, color = metadata.get("background_choice"), metadata.get("background_color")
         coarse = self.sampler_uniform(flat)
         with torch.no_grad():
             coarse_density = self._field_at(coarse.frustums.get_positions(), scenes)["density"]
@@ -349,7 +371,9 @@ class LatentTriplaneModel(Model):
         field_out = self._field_at(samples.frustums.get_positions(), scenes)
         weights = samples.get_weights(field_out["density"])
         outputs = {
-            "latent": self.renderer_latent(field_out["colors"], weights, self.backgrounds.latents()[scenes]),
+            "latent": self.renderer_latent(
+                field_out["colors"], weights, self.backgrounds.of_rays(scenes, choice, color)
+            ),
             "accumulation": self.renderer_accumulation(weights),
             "depth": self.renderer_depth(weights, samples),
             "scene_index": scenes.unsqueeze(-1).float(),

@@ -41,7 +41,10 @@ class LatentPipeline(VanillaPipeline):
     def __init__(self, config: LatentPipelineConfig, device: str, *args, grad_scaler=None, **kwargs):
         super().__init__(config, device, *args, grad_scaler=grad_scaler, **kwargs)
         self.datamanager.set_autoencoder(self.model.autoencoder)
-        self.datamanager.set_backgrounds(self.model.backgrounds.colors)
+        backgrounds = self.model.backgrounds
+        self.datamanager.set_backgrounds(
+            backgrounds.colors, self.model.config.background == "random", backgrounds.palette
+        )
 
     def get_train_loss_dict(self, step: int):
         self.model.check_weights_loaded()  # before any image is encoded with an autoencoder still to be loaded

@@ -104,9 +104,14 @@ def make_config():
     return reduced_config
 
 
-def run_training(config):
-    """Sets up nerfstudio's own Trainer on the config, trains, and returns it (config.yml saved, as ns-train does)."""
+def run_training(config, rank: int = 0):
+    """Sets up nerfstudio's own Trainer on the config, trains, and returns it (config.yml saved and torch, numpy and
+    random seeded from machine.seed + rank, as ns-train seeds each rank: otherwise the samplers draw from a global
+    generator whose state depends on the tests run before in the same worker)."""
+    from nerfstudio.scripts.train import _set_random_seed
+
     config.save_config()
+    _set_random_seed(config.machine.seed + rank)
     trainer = config.setup(local_rank=0, world_size=1)
     trainer.setup()
     trainer.train()

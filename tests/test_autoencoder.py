@@ -41,7 +41,7 @@ def test_compact_shapes_and_ranges():
     decoded = ae.decode(latents)
     assert decoded.shape == (2, 3, 16, 24)
     assert (decoded >= 0).all() and (decoded <= 1).all()
-    assert ae.background_latent.shape == (4,)
+    assert ae.color_latents(torch.ones(2, 3)).shape == (2, 4)
     with pytest.raises(AutoencoderError, match="not a multiple"):
         ae.encode(torch.rand(1, 3, 15, 16))
 
@@ -52,7 +52,7 @@ def test_identity_is_rgb():
     assert ae.downsample_factor == 1 and ae.latent_channels == 3
     assert torch.equal(ae.encode(images), images)
     assert torch.equal(ae.decode(images), images)
-    assert ae.background_latent.tolist() == [1.0, 1.0, 1.0]
+    assert ae.color_latents(torch.tensor([[1.0, 0.5, 0.0]])).tolist() == [[1.0, 0.5, 0.0]]
 
 
 def test_pretrained_directory_round_trip_and_stats(tmp_path):

@@ -13,6 +13,7 @@ from latent_triplane_ns.backgrounds import (
     border_pixels,
     check_color,
     disagreements,
+    random_palette,
     read_borders,
     scene_colors,
 )
@@ -120,3 +121,97 @@ def test_a_bad_colour_is_refused_naming_the_flag(color):
     message = r"--pipeline.model.background-color .*: give three values \(R G B\) in \[0, 1\]"
     with pytest.raises(InputError, match=message):
         check_color(color, "--pipeline.model.background-color")
+
+
+def test_random_backgrounds_choose_a_colour_per_ray_by_hand():
+    palette = torch.tensor([[0.0, 1.0, 0.0], [0.2, 0.4, 0.6]])
+    backgrounds = SceneBackgrounds(torch.tensor([[1.0, 1.0, 1.0], list(BLUE)]), 3, learned=False, palette=palette)
+    backgrounds.refresh(identity_autoencoder())
+    scenes, choice = torch.tensor([0, 1, 1, 0]), torch.tensor([-1, -1, 0, 1])
+    expected = [[1.0, 1.0, 1.0], list(BLUE), [0.0, 1.0, 0.0], [0.2, 0.4, 0.6]]
+    assert torch.allclose(backgrounds.of_rays(scenes, choice), torch.tensor(expected))
+    assert torch.allclose(backgrounds.of_rays(scenes), torch.tensor([[1.0, 1.0, 1.0], list(BLUE)] * 2)[[0, 1, 3, 2]])
+    assert random_palette(3).shape == (3, 3) and torch.equal(random_palette(3), random_palette(3))
+
+
+def test_random_backgrounds_of_triplane_rgb_put_any_colour_behind_each_ray_by_hand(
+    tiny_collection, tmp_path, make_config
+):
+    """The identity autoencoder: each training ray's target is its RGBA pixel composited by hand over the colour its
+    metadata carries, and the model renders that ray over the same colour."""
+    config = make_config("triplane-rgb", tiny_collection, tmp_path, steps=2, background="random")
+    pipeline = config.pipeline.setup(device="cpu")
+    datamanager, model = pipeline.datamanager, pipeline.model
+    assert torch.equal(model.backgrounds.colors, torch.ones(2, 3))  # renders on white: evaluated over the border colour
+    ray_bundle, batch = datamanager.next_train(0)
+    colors = ray_bundle.metadata["background_color"]
+    assert colors.shape == (len(batch["latent"]), 3) and 0 <= float(colors.min()) and float(colors.max()) <= 1
+    assert float(colors.std()) > 0.2  # any colour, not a few
+    dataset = datamanager.train_dataset
+    alphas = []
+    for ray in range(len(colors)):
+        image, y, x = batch["indices"][ray].tolist()
+        rgba = torch.from_numpy(dataset.get_numpy_image(image).astype(np.float32) / 255.0)[y, x]
+        by_hand = rgba[:3] * rgba[3] + colors[ray] * (1.0 - rgba[3])
+        assert torch.allclose(batch["latent"][ray], by_hand, atol=1e-6)
+        alphas.append(float(rgba[3]))
+    transparent = torch.tensor(alphas) == 0
+    assert transparent.any() and torch.allclose(batch["latent"][transparent], colors[transparent])
+    outputs = model(ray_bundle)  # a ray that hits nothing shows its own colour
+    empty = outputs["accumulation"].view(-1) < 1e-4
+    assert empty.any() and torch.allclose(outputs["latent"][empty], colors[empty], atol=1e-3)
+    eval_rays, _ = datamanager.next_eval(0)  # held-out rays are evaluated over their scene's colour
+    assert not {"background_color", "background_choice"} & set(eval_rays.metadata or {})
+
+
+def test_random_backgrounds_of_an_autoencoder_take_each_rays_target_from_its_colours_cache(
+    tiny_collection, tmp_path, make_config
+):
+    config = make_config(
+        "latent-triplane-small", tiny_collection, tmp_path, steps=2, background="random", random_colors=3
+    )
+    pipeline = config.pipeline.setup(device="cpu")
+    datamanager, model = pipeline.datamanager, pipeline.model
+    assert torch.equal(model.backgrounds.palette, random_palette(3))
+    cached = datamanager.cached_train
+    assert cached["palette_latents"].shape == (3, *cached["latents"].shape)
+    ae = model.autoencoder
+    first = datamanager.load_image(datamanager.train_dataset, 0, model.backgrounds.palette[1])
+    with torch.no_grad():  # the second colour's cache holds the views over that colour, encoded
+        encoded = ae.encode(first.permute(2, 0, 1)[None]).permute(0, 2, 3, 1)[0]
+    assert torch.allclose(cached["palette_latents"][1, 0], encoded, atol=1e-5)
+    ray_bundle, batch = datamanager.next_train(0)
+    choice = ray_bundle.metadata["background_choice"].view(-1)
+    assert set(choice.tolist()) == {-1, 0, 1, 2}
+    image, y, x = batch["indices"].unbind(-1)
+    expected = torch.where(
+        (choice >= 0).unsqueeze(-1),
+        cached["palette_latents"][choice.clamp(min=0), image, y, x],
+        cached["latents"][image, y, x],
+    )
+    assert torch.equal(batch["latent"], expected)
+    scenes = model.scene_of_rays(ray_bundle)
+    by_ray = model.backgrounds.of_rays(scenes, choice)
+    assert torch.equal(by_ray[choice >= 0], model.backgrounds.palette_encoded[choice[choice >= 0]])
+    assert torch.equal(by_ray[choice < 0], model.backgrounds.encoded[scenes[choice < 0]])
+
+
+def test_random_backgrounds_leave_scenes_without_alpha_on_their_border_colour(tmp_path, make_config, capsys):
+    from latent_triplane_ns.procedural import generate_collection
+
+    root = tmp_path / "blue"
+    kw = dict(num_scenes=2, seed=3, image_size=32, num_train_views=3, num_test_views=1, workers=1, show_progress=False)
+    generate_collection(root, backdrop="color", **kw)
+    config = make_config("triplane-rgb", root, tmp_path, steps=2, background="random")
+    pipeline = config.pipeline.setup(device="cpu")
+    assert "scene_00000, scene_00001: the views have no alpha, so background random" in capsys.readouterr().out
+    ray_bundle, batch = pipeline.datamanager.next_train(0)
+    scenes = pipeline.model.scene_of_rays(ray_bundle)
+    colors = pipeline.model.backgrounds.colors
+    assert torch.equal(ray_bundle.metadata["background_color"], colors[scenes])
+    assert torch.equal(
+        batch["latent"], pipeline.datamanager.cached_train["latents"][tuple(batch["indices"].unbind(-1))]
+    )
+    config = make_config("latent-triplane-small", root, tmp_path, steps=2, background="random", random_colors=0)
+    with pytest.raises(InputError, match="random-colors 0: give at least one colour"):
+        config.pipeline.setup(device="cpu")

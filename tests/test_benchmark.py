@@ -131,11 +131,20 @@ def test_toy_benchmark_on_a_collection_it_did_not_generate(other_collection, tmp
 
     out = tmp_path / "bench"
     # the toy preset's latent runs make 20 ray steps, then decoder steps: rendered views decoded, the decoder trained
-    entrypoint(["--preset", "toy", "--output-dir", str(out), "--collection", str(other_collection)])
+    # the baseline fits the first of the two new scenes: its time per scene is its time over that one
+    argv = ["--preset", "toy", "--output-dir", str(out), "--collection", str(other_collection)]
+    entrypoint([*argv, "--baseline-num-scenes", "1"])
     report = json.loads((out / "benchmark.json").read_text())
-    for result in report["methods"].values():
-        assert result["scene_names"] == ["teapot", "vase"]  # the scenes after the basis scenes
+    for name, result in report["methods"].items():
+        # the scenes after the basis scenes
+        assert result["scene_names"] == (["teapot"] if name == "triplane-rgb" else ["teapot", "vase"])
         assert math.isfinite(result["final"]["psnr"])
+        if result["time_to_target_seconds"] is not None:
+            per_scene = result["time_to_target_seconds"] / len(result["scene_names"])
+            assert result["per_scene_time_to_target_seconds"] == pytest.approx(per_scene)
+    baseline = report["methods"]["triplane-rgb"]
+    assert baseline["time_ratio"] == pytest.approx(1.0)
+    assert "triplane-rgb fitted the first 1 of them" in (out / "benchmark.md").read_text()
     mm = report["methods"]["latent-micro-macro"]
     assert mm["trainable_parameter_groups"] == ["basis_weights", "decoder", "micro_planes"]
     events = [
@@ -155,6 +164,11 @@ def test_toy_benchmark_on_a_collection_it_did_not_generate(other_collection, tmp
         (["--basis-scenes", "lamp", "mug", "--new-scenes", "mug", "vase"], r"\['mug'\] are both basis scenes and new"),
         (["--new-scenes", "teapot", "bowl"], r"scene\(s\) \['bowl'\] are not scenes of this collection"),
         (["--basis-scenes", "lamp"], "1 basis scene\\(s\\), too few for a basis of 2 plane sets"),
+        (["--baseline-num-scenes", "3"], "--baseline-num-scenes 3: triplane-rgb fits a part of the 2 new scenes"),
+        (
+            ["--num-new-scenes", "3"],
+            "--num-new-scenes 3 asked, but the collection holds 4 scenes and 2 of them are basis",
+        ),
     ],
 )
 def test_a_bad_scene_selection_is_refused_before_any_training(other_collection, tmp_path, selection, error):

@@ -222,8 +222,7 @@ def test_stage_2_each_rank_trains_its_scenes_as_one_process_holding_only_them(st
         config = shard_config(stage_2, tiny_collection, "alone", rank)
         config.steps_per_save = 3
         config.pipeline.datamanager.scenes_per_batch = 2
-        torch.manual_seed(config.machine.seed + rank)  # the seed nerfstudio (and the launch) gives each rank
-        alone = run_training(config).pipeline.model.field.triplanes
+        alone = run_training(config, rank).pipeline.model.field.triplanes  # seeded as the launch seeds the rank
         for name in ("micro", "weights"):
             rows = merged["pipeline"][f"_model.field.triplanes.{name}"][2 * rank : 2 * rank + 2]
             torch.testing.assert_close(rows, getattr(alone, name).detach(), rtol=0, atol=1e-6, msg=f"{name} {rank}")

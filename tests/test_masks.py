@@ -138,11 +138,43 @@ def test_a_backdrop_gives_views_without_alpha_that_the_border_estimate_reads(tmp
     outputs = parse(root)
     from nerfstudio.data.datasets.base_dataset import InputDataset
 
-    borders = read_borders(
-        InputDataset(outputs), outputs.cameras.metadata["scene_index"].view(-1), torch.ones(3)
-    )
+    borders = read_borders(InputDataset(outputs), outputs.cameras.metadata["scene_index"].view(-1), torch.ones(3))
     expected = torch.tensor(np.stack([backdrop_colors(3, 0)[0], backdrop_colors(3, 1)[0]]), dtype=torch.float32)
     assert torch.allclose(borders.colors, expected, atol=3 / 255)  # JPG keeps a flat colour within a few levels
     assert borders.opaque.all() and (borders.uniform == 1.0).all()
     with pytest.raises(CollectionError, match="backdrop"):  # the folder holds another backdrop's views
         generate_collection(root, **kw)
+
+
+def test_srn_masks_are_read_from_the_mask_folder_and_checked_by_name(tmp_path):
+    from latent_triplane_ns.dataparsers.srn import SrnCollectionDataParserConfig
+    from latent_triplane_ns.procedural import generate_collection
+
+    root = tmp_path / "srn"
+    kw = dict(num_scenes=2, seed=3, image_size=32, num_train_views=3, num_test_views=1, workers=1, show_progress=False)
+    generate_collection(root, fmt="srn", **kw)
+
+    def parse_srn():
+        return SrnCollectionDataParserConfig(data=root, num_test_views=1).setup().get_dataparser_outputs("train")
+
+    assert parse_srn().mask_filenames is None
+    scenes = sorted(root.glob("scene_*"))
+    for scene in scenes:
+        (scene / "mask").mkdir()
+        for image in (scene / "rgb").iterdir():
+            mask = np.zeros((32, 32), dtype=np.uint8)
+            mask[:, :8] = 255
+            Image.fromarray(mask).save(scene / "mask" / f"{image.stem}.png")
+    outputs = parse_srn()
+    assert [m.stem for m in outputs.mask_filenames] == [p.stem for p in outputs.image_filenames]
+    assert [m.parent.name for m in outputs.mask_filenames] == ["mask"] * len(outputs.image_filenames)
+    missing = scenes[1] / "mask" / f"{outputs.image_filenames[-1].stem}.png"
+    missing.unlink()
+    with pytest.raises(MissingFileError, match=rf"{missing}: mask file does not exist"):
+        parse_srn()
+    Image.fromarray(np.zeros((16, 16), dtype=np.uint8)).save(missing)
+    with pytest.raises(ImageFileError, match=rf"{missing}: the mask is 16x16, its image 32x32"):
+        parse_srn()
+    shutil.rmtree(scenes[1] / "mask")
+    with pytest.raises(CollectionError, match="give masks for every scene of a collection or for none"):
+        parse_srn()

@@ -327,3 +327,44 @@ def test_collections_written_before_families_are_cars(tmp_path):
     assert procedural.generate_collection(tmp_path, **kw).num_generated == 0  # kept, not regenerated
     with pytest.raises(CollectionError, match="family 'cars' instead of 'furniture'"):
         procedural.generate_collection(tmp_path, family="furniture", **kw)
+
+
+# The third family: toys
+
+
+def test_toys_fit_the_box_vary_and_are_centred():
+    from latent_triplane_ns.procedural import toys
+
+    drawn = [toys.sample_toy(0, k) for k in range(200)]
+    for toy in drawn:
+        prims = toys.toy_primitives(toy)
+        lo = np.min([p.lo for p in prims], axis=0)
+        hi = np.max([p.hi for p in prims], axis=0)
+        assert lo.min() >= -0.9 and hi.max() <= 0.9  # the cars' scene box
+        assert abs(lo[2] + hi[2]) < 1e-9 and hi[2] - lo[2] >= toy.height - 1e-3  # centred, its height or more
+        assert {p.kind for p in prims} <= {"box", "cylinder", "sphere"} and len(prims) >= 3
+        assert any(p.pattern in ("stripes", "checker") for p in prims)
+    assert {t.kind for t in drawn} == set(toys.TOY_KINDS)
+    assert len({t.main_color for t in drawn}) == 200
+    assert all(toys.sample_toy(1, k).main_color != drawn[k].main_color for k in range(20))
+
+
+def test_toys_generate_deterministically_from_their_seed_and_differ_from_the_other_families():
+    a = procedural.render_scene(1, 3, 24, 2, 1, family="toys")
+    b = procedural.render_scene(1, 3, 24, 2, 1, family="toys")
+    assert a.train.images.tobytes() == b.train.images.tobytes() and a.test.images.tobytes() == b.test.images.tobytes()
+    assert a.info == b.info and a.info["family"] == "toys"
+    json.dumps(a.info)  # written to scene.json
+    for other in ("cars", "furniture"):
+        assert (
+            a.train.images[..., 3] != procedural.render_scene(1, 3, 24, 2, 1, family=other).train.images[..., 3]
+        ).mean() > 0.02
+    assert not np.array_equal(a.train.images, procedural.render_scene(2, 3, 24, 2, 1, family="toys").train.images)
+    intr = procedural.camera_intrinsics(32)
+    for index in range(8):  # every toy in view, on a transparent background, and not white
+        _, prims = procedural.sample_object("toys", 2, index)
+        image = procedural.render_view(prims, procedural.heldout_poses(2, index, 1)[0], intr)
+        alpha = image[..., 3]
+        assert not np.concatenate([alpha[0], alpha[-1], alpha[:, 0], alpha[:, -1]]).any()
+        assert 0.02 < (alpha > 0).mean() < 0.6
+        assert (image[alpha > 0][:, :3] < 1.0).any(axis=-1).mean() > 0.9

@@ -217,10 +217,8 @@ def run_in_process(command: List[str]) -> Path:
     """What `ns-train` does with the same command line, in this process: the uninterrupted run; its run folder."""
     from conftest import run_training
     from nerfstudio.configs.method_configs import AnnotatedBaseConfigUnion
-    from nerfstudio.scripts.train import _set_random_seed
 
     config = tyro.cli(AnnotatedBaseConfigUnion, args=command[1:])
-    _set_random_seed(config.machine.seed)
     return Path(run_training(config).base_dir)
 
 

@@ -39,7 +39,7 @@ def test_autoencoder_shapes(autoencoder):
     assert latents.shape == (2, 4, 2, 3)
     assert checked(autoencoder.decode)(latents).shape == (2, 3, 16, 24)
     assert checked(autoencoder.denormalize)(checked(autoencoder.normalize)(latents)).shape == latents.shape
-    assert checked(autoencoder.white_latent)().shape == (4,)
+    assert checked(autoencoder.color_latents)(torch.ones(2, 3)).shape == (2, 4)
     with pytest.raises(TypeCheckError):
         checked(autoencoder.encode)(torch.rand(3, 16, 24))  # no batch dimension
     with pytest.raises(TypeCheckError):

@@ -105,6 +105,9 @@ class BenchmarkConfig:
     """Scenes [0, N) of the collection: the autoencoder and the basis are trained on them."""
     num_new_scenes: int = 5
     """K: scenes [N, N + K), never seen by the autoencoder or the basis, fitted jointly by every method."""
+    baseline_num_scenes: Optional[int] = None
+    """How many of the new scenes (the first ones) triplane-rgb fits, whose time per scene does not depend on how
+    many scenes share its run; None: all K. Times per scene are each method's time over its own scenes."""
     num_train_views: int = 50
     """Training views per scene."""
     num_test_views: int = 10

@@ -139,6 +139,7 @@ def run_benchmark(config: BenchmarkConfig, show_progress: bool = True) -> Dict[s
         progress.begin("generate", "generating scenes", 1.0)
         # always run: it checks the collection and names the scenes, and keeps the complete scenes already written
         basis_names, new_names, seconds = choose_scenes(config, workspace)
+        baseline_names = new_names[: config.baseline_num_scenes or len(new_names)]
         progress.end()
         generated = records.run("generate", data_key(config, workspace), lambda: {"generate_seconds": seconds})
         one_off["generate_seconds"] = generated["figures"]["generate_seconds"]  # the first run's, when reused
@@ -178,10 +179,13 @@ def run_benchmark(config: BenchmarkConfig, show_progress: bool = True) -> Dict[s
             one_off["basis"] = figures(record, "basis")
             basis_dir, basis_id = Path(record["figures"]["path"]), record["id"]
         for name, run in compared_runs(config, basis_dir, sizes).items():
+            scenes = baseline_names if name == "triplane-rgb" else new_names
             record = records.run(
                 name,
-                method_key(config, workspace, run, new_names, sizes, None if name == "triplane-rgb" else basis_id),
-                lambda name=name, run=run: method_stage(config, workspace, name, run, new_names, sizes, progress),
+                method_key(config, workspace, run, scenes, sizes, None if name == "triplane-rgb" else basis_id),
+                lambda name=name, run=run, scenes=scenes: method_stage(
+                    config, workspace, name, run, scenes, sizes, progress
+                ),
                 leftover=run_folder(workspace, name, run[0]),
                 restart_reason="a timed run cannot be continued cleanly (its training clock, curve, memory peak and "
                 "learning-rate horizon belong to one process), so it starts again",

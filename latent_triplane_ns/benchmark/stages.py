@@ -15,6 +15,7 @@ from latent_triplane_ns.benchmark.config import NEVER, BenchmarkConfig, FieldSiz
 from latent_triplane_ns.benchmark.job import TrainingJob, run_job, run_job_process, write_config
 from latent_triplane_ns.benchmark.plan import eval_schedule
 from latent_triplane_ns.benchmark.progress import StageProgress, job_progress
+from latent_triplane_ns.errors import InputError
 
 
 @dataclass
@@ -107,7 +108,22 @@ def choose_scenes(config: BenchmarkConfig, workspace: Workspace) -> Tuple[List[s
         )
     if not new:
         raise CollectionError(f"{data}: no new scenes left to fit ({len(present)} scenes, {len(basis)} for the basis)")
+    check_baseline_scenes(config, len(new))
+    if config.new_scenes is None and len(new) < k:
+        raise CollectionError(
+            f"{data}: --num-new-scenes {k} asked, but the collection holds {len(present)} scenes and {len(basis)} of "
+            f"them are basis scenes, which leaves {len(new)}: lower --num-new-scenes (or --num-basis-scenes)"
+        )
     return basis, new, 0.0
+
+
+def check_baseline_scenes(config: BenchmarkConfig, num_new: int) -> None:
+    """Refuses a baseline subset that is not a part of the new scenes."""
+    b = config.baseline_num_scenes
+    if b is not None and not 1 <= b <= num_new:
+        raise InputError(
+            f"--baseline-num-scenes {b}: triplane-rgb fits a part of the {num_new} new scenes; give 1 to {num_new}"
+        )
 
 
 def generate_scenes(config: BenchmarkConfig, workspace: Workspace) -> Tuple[List[str], List[str], float]:
@@ -123,6 +139,7 @@ def generate_scenes(config: BenchmarkConfig, workspace: Workspace) -> Tuple[List
         num_test_views=config.num_test_views,
         show_progress=False,
     )
+    check_baseline_scenes(config, config.num_new_scenes)
     basis_names: List[str] = []
     if config.basis is None:
         summary = generate_collection(workspace.data, num_scenes=config.num_basis_scenes, **common)
@@ -432,7 +449,7 @@ def method_stage(
     """Fits the new scenes with one compared method in its own process, under its training-time budget."""
     method, rays, minutes, settings = run
     budget = minutes * 60
-    progress.begin(name, f"fitting {config.num_new_scenes} new scenes: {name}", budget)
+    progress.begin(name, f"fitting {len(new_names)} new scenes: {name}", budget)
     dataparser = collection_parser(config, workspace.data, new_names)
     trainer_config = method_trainer_config(
         method, dataparser, workspace.runs, name, config.device, rays, sizes, **settings

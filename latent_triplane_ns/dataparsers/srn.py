@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Tuple, Type
+from typing import List, Literal, Optional, Tuple, Type
 
 import numpy as np
 
 from latent_triplane_ns.dataparsers.collection import CollectionDataParser, CollectionDataParserConfig
+from latent_triplane_ns.masks import read_mask
 from latent_triplane_ns.scene_io import (
     OPENGL_FROM_OPENCV,
     CollectionError,
@@ -30,7 +31,8 @@ class SrnCollectionDataParserConfig(CollectionDataParserConfig):
     """A folder of scene folders, or one scene folder. A scene folder holds ``rgb/*.png``, ``pose/<same stem>.txt``
     (16 numbers: the OpenCV camera-to-world matrix, x right, y down, z forward) and ``intrinsics.txt`` (line 1
     ``f cx cy 0.``, line 4 ``H W``: the image size the intrinsics are given for; they are rescaled to the actual
-    image size, since some releases store 512 px intrinsics next to 128 px images)."""
+    image size, since some releases store 512 px intrinsics next to 128 px images). A scene folder may also hold
+    ``mask/<same stem>.png`` (or .jpg), one per image: non-zero where the pixel carries a loss."""
     num_test_views: int = 10
     """The first this-many images of each scene, in file-name order, are held out; the rest are trained on."""
 
@@ -66,6 +68,7 @@ class SrnCollection(CollectionDataParser):
         )
         sx, sy = width / width0, height / height0
         count = len(images)
+        masks = read_masks(scene_dir, images, (width, height))
         return SceneSplit(
             image_filenames=images,
             poses=poses @ OPENGL_FROM_OPENCV,
@@ -75,7 +78,28 @@ class SrnCollection(CollectionDataParser):
             cy=np.full(count, cy * sy),
             width=width,
             height=height,
+            mask_filenames=masks,
         )
+
+
+def read_masks(scene_dir: Path, images: List[Path], size: Tuple[int, int]) -> Optional[List[Path]]:
+    """The masks of `images` from the scene's ``mask/`` folder (``<image stem>`` with an image suffix), each checked
+    to decode at its image's size ((width, height)); None when the scene has no ``mask/`` folder."""
+    mask_dir = scene_dir / "mask"
+    if not mask_dir.is_dir():
+        return None
+    masks = []
+    for image in images:
+        found = [mask_dir / f"{image.stem}{suffix}" for suffix in _IMAGE_SUFFIXES]
+        found = [path for path in found if path.is_file()]
+        if not found:
+            raise MissingFileError(
+                f"{mask_dir / (image.stem + '.png')}: mask file does not exist ({mask_dir} holds masks, so every image "
+                f"of {scene_dir / 'rgb'} needs one, named after it)"
+            )
+        read_mask(found[0], size)
+        masks.append(found[0])
+    return masks
 
 
 def read_intrinsics(path: Path) -> Tuple[float, float, float, Tuple[int, int]]:

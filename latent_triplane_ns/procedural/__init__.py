@@ -1,5 +1,5 @@
-"""Deterministic procedural objects (cars, and furniture as a second family), their cameras, an analytic ray caster,
-and collection writing."""
+"""Deterministic procedural objects (cars, furniture as a second family and toys as a third), their cameras, an
+analytic ray caster, and collection writing."""
 
 from latent_triplane_ns.procedural.cameras import (
     CAMERA_RADIUS,
@@ -30,6 +30,7 @@ from latent_triplane_ns.procedural.families import DEFAULT_FAMILY, FAMILIES, Fam
 from latent_triplane_ns.procedural.furniture import FurnitureParameters, furniture_primitives, sample_furniture
 from latent_triplane_ns.procedural.primitives import Primitive, shade
 from latent_triplane_ns.procedural.raycast import SUPERSAMPLE, render_view
+from latent_triplane_ns.procedural.toys import ToyParameters, sample_toy, toy_primitives
 
 __all__ = [
     "CAMERA_RADIUS",
@@ -47,6 +48,7 @@ __all__ = [
     "Intrinsics",
     "KeyPoint",
     "Primitive",
+    "ToyParameters",
     "camera_intrinsics",
     "car_key_points",
     "car_primitives",
@@ -61,5 +63,7 @@ __all__ = [
     "sample_furniture",
     "sample_object",
     "shade",
+    "sample_toy",
+    "toy_primitives",
     "train_poses",
 ]

@@ -1,4 +1,4 @@
-"""ltn-generate: writes a procedural collection of cars or furniture (blender or SRN layout) to a folder."""
+"""ltn-generate: writes a procedural collection of cars, furniture or toys (blender or SRN layout) to a folder."""
 
 from __future__ import annotations
 
@@ -37,7 +37,8 @@ class GenerateConfig:
     family: Family = "cars"
     """Object family. cars: body, cabin and wheels. furniture: tables, chairs, chests of drawers, bookcases and
     stools with wood grain, stripes or checks, a second family for measuring generalisation (evaluate on it, or
-    train on it only under a seed that no evaluated scene uses). A folder of the other family is refused."""
+    train on it only under a seed that no evaluated scene uses). toys: robots, rockets, snowmen and stacking towers
+    in bright colours, a third. A folder of another family is refused."""
     backdrop: Backdrop = "alpha"
     """alpha: views with alpha (RGBA PNGs). color, gradient: views without alpha, as photographs are, over a backdrop
     of each scene's own colours (one colour, or a vertical blend of two): JPGs in blender format, RGB PNGs in SRN.

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import math
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, List, Union
+from typing import Annotated, List, Literal, Sequence, Union
 
 import tyro
 from rich.console import Console
@@ -40,9 +42,19 @@ class Common:
     """Rays per step and rank."""
 
 
-def ns_train_args(common: Common, method: str, run: str, steps: int, num_scenes: int, data: Path, model: List[str]):
-    """ns-train arguments of a `method` run on `num_scenes` procedural cars, with the model flags `model`, the
-    common settings and the runs' autoencoder; nerfstudio's own evaluations off (each run ends with eval.json)."""
+def ns_train_args(
+    common: Common,
+    method: str,
+    run: str,
+    steps: int,
+    num_scenes: int,
+    data: Path,
+    model: List[str],
+    cars: Sequence[str] = (),
+):
+    """ns-train arguments of a `method` run on `num_scenes` procedural cars (with the dataparser flags `cars`), with
+    the model flags `model`, the common settings and, for a latent method, the runs' autoencoder; nerfstudio's own
+    evaluations off (a scene-parallel run ends with eval.json)."""
     return [
         method,
         *model,
@@ -52,8 +64,8 @@ def ns_train_args(common: Common, method: str, run: str, steps: int, num_scenes:
         *("--steps-per-eval-batch", "0", "--steps-per-eval-image", "0", "--steps-per-eval-all-images", "0"),
         *("--pipeline.datamanager.train-num-rays-per-batch", str(common.rays)),
         *("--pipeline.datamanager.scenes-per-batch", str(common.scenes_per_batch)),
-        *autoencoder_args(common),
-        *("procedural-cars", "--data", str(data), "--num-scenes", str(num_scenes)),
+        *(autoencoder_args(common) if method != "triplane-rgb" else []),
+        *("procedural-cars", "--data", str(data), "--num-scenes", str(num_scenes), *cars),
     ]
 
 
@@ -242,6 +254,201 @@ class Stage1:
         CONSOLE.print(md.read_text())
 
 
+@dataclass
+class Memory:
+    """Memory per scene, measured: short runs of Micro-Macro (latent-triplane-small against a frozen basis, stage 2)
+    and of triplane-rgb on a small and a large collection of small procedural cars, each alone in one process. A
+    scene's cost is the growth from the small to the large collection divided by the scenes added: peak resident
+    memory (parameters, optimiser state, cached latents or RGB images, everything) and the checkpoint's bytes."""
+
+    common: Common = field(default_factory=lambda: Common(autoencoder=Path("shipped")))
+    """Run settings (epochs is not used: every run makes `steps` steps)."""
+    num_scenes: List[int] = field(default_factory=lambda: [10, 1000])
+    """Collection sizes N, smallest first."""
+    steps: int = 20
+    """Training steps of every run (the optimiser state of every scene exists after the first)."""
+    image_size: int = 64
+    """Side of the generated images."""
+    num_train_views: int = 10
+    """Training views per scene."""
+
+    def main(self) -> None:
+        cars = ["--image-size", str(self.image_size), "--num-train-views", str(self.num_train_views)]
+        cars += ["--num-test-views", "2"]
+        data = self.common.output_dir / "data" / f"cars-{self.image_size}px-{self.num_train_views}views"
+        ns_train = str(Path(sys.executable).parent / "ns-train")
+        first = min(self.num_scenes)
+        # the basis that Micro-Macro fits against: learned with the scenes of the smallest collection
+        learn = f"basis-n{first}"
+        args = ns_train_args(self.common, "latent-triplane-small", learn, self.steps, first, data, [], cars)
+        run_timed(RunSpec(learn, [ns_train, *args], threads=2), self.common.output_dir / f"{learn}.log")
+        basis = self.common.output_dir / "runs" / learn / "latent-triplane-small" / "run" / "basis"
+        methods = {
+            "micro-macro": ("latent-triplane-small", ["--pipeline.model.basis-checkpoint", str(basis)]),
+            "triplane-rgb": ("triplane-rgb", []),
+        }
+        rows = []
+        for label, (method, model) in methods.items():
+            for n in sorted(self.num_scenes):
+                name = f"{label}-n{n}"
+                args = ns_train_args(self.common, method, name, self.steps, n, data, model, cars)
+                timed = run_timed(RunSpec(name, [ns_train, *args], threads=2), self.common.output_dir / f"{name}.log")
+                folder = self.common.output_dir / "runs" / name / method / "run" / "nerfstudio_models"
+                (checkpoint,) = sorted(folder.glob("step-*.ckpt"))
+                rows.append(
+                    {
+                        "method": label,
+                        "num_scenes": n,
+                        "peak_rss_mib": timed["peak_rss_gib"] * 1024,
+                        "checkpoint_mib": checkpoint.stat().st_size / 2**20,
+                    }
+                )
+                CONSOLE.print(rows[-1])
+        report = ScalingReport({"memory against N": rows, "memory per scene": per_scene_memory(rows)})
+        _, md = report.write(self.common.output_dir / "memory")
+        CONSOLE.print(md.read_text())
+
+
+def per_scene_memory(rows: List[dict]) -> List[dict]:
+    """Each method's growth per added scene, from its smallest to its largest collection, and its ratio to the
+    first method's (the baseline: triplane-rgb when it is listed).
+
+    Examples:
+        >>> rows = [dict(method="rgb", num_scenes=10, peak_rss_mib=100.0, checkpoint_mib=2.0),
+        ...         dict(method="rgb", num_scenes=110, peak_rss_mib=300.0, checkpoint_mib=12.0),
+        ...         dict(method="mm", num_scenes=10, peak_rss_mib=150.0, checkpoint_mib=9.0),
+        ...         dict(method="mm", num_scenes=110, peak_rss_mib=200.0, checkpoint_mib=12.0)]
+        >>> [(r["method"], r["rss_kib_per_scene"], r["checkpoint_kib_per_scene"]) for r in per_scene_memory(rows)]
+        [('rgb', 2048.0, 102.4), ('mm', 512.0, 30.72)]
+        >>> [(r["rss_ratio"], r["checkpoint_ratio"]) for r in per_scene_memory(rows)]
+        [(1.0, 1.0), (0.25, 0.3)]
+    """
+    methods = sorted(
+        {r["method"] for r in rows}, key=lambda m: (m != "triplane-rgb", [r["method"] for r in rows].index(m))
+    )
+    out = []
+    for method in methods:
+        mine = sorted((r for r in rows if r["method"] == method), key=lambda r: r["num_scenes"])
+        small, large = mine[0], mine[-1]
+        added = large["num_scenes"] - small["num_scenes"]
+        out.append(
+            {
+                "method": method,
+                "scenes_added": added,
+                "rss_kib_per_scene": (large["peak_rss_mib"] - small["peak_rss_mib"]) * 1024 / added,
+                "checkpoint_kib_per_scene": (large["checkpoint_mib"] - small["checkpoint_mib"]) * 1024 / added,
+            }
+        )
+    for row in out:
+        row["rss_ratio"] = row["rss_kib_per_scene"] / out[0]["rss_kib_per_scene"]
+        row["checkpoint_ratio"] = row["checkpoint_kib_per_scene"] / out[0]["checkpoint_kib_per_scene"]
+    return out
+
+
+StepVariant = Literal["plain", "bf16", "channels_last", "last_block"]
+
+
+@dataclass
+class Steps:
+    """The cost of each kind of training step of latent-triplane-small, timed in this process on one collection of
+    procedural cars: a ray step, a decoder step as the preset makes it, and decoder steps with one thing changed
+    (window side, views per step, bf16 autocast, channels-last convolutions, only the decoder's last up-block
+    trained). Each row: the median of `steps` steps after `warmup` (forward, backward and update)."""
+
+    output_dir: Path = Path("outputs/scaling")
+    """Where steps/scaling.json and .md go, and the collection (data/)."""
+    autoencoder: Path = Path("shipped")
+    """Autoencoder folder, or `shipped`."""
+    num_scenes: int = 5
+    """Scenes of the collection."""
+    image_size: int = 128
+    """Side of the generated images."""
+    steps: int = 8
+    """Timed steps per row."""
+    warmup: int = 2
+    """Untimed steps before them."""
+    threads: int = 2
+    """Torch threads."""
+
+    def main(self) -> None:
+        import torch
+
+        torch.set_num_threads(self.threads)
+        data = self.output_dir / "data" / f"cars-{self.image_size}px"
+        rows: List[dict] = []
+        variants = [
+            ("ray step", {}, "plain", False),
+            ("decoder step (preset)", {}, "plain", True),
+            ("decoder step, window 8", {"decoder_patch_size": 8}, "plain", True),
+            ("decoder step, window 32", {"decoder_patch_size": 32}, "plain", True),
+            ("decoder step, 2 views", {"decoder_views_per_step": 2}, "plain", True),
+            ("decoder step, 8 views", {"decoder_views_per_step": 8}, "plain", True),
+            ("decoder step, bf16 autocast", {}, "bf16", True),
+            ("decoder step, channels-last", {}, "channels_last", True),
+            ("decoder step, last up-block only", {}, "last_block", True),
+        ]
+        for label, model, variant, decoder in variants:
+            seconds = self._time(data, model, variant, decoder)
+            rows.append({"step": label, "median_seconds": seconds})
+            rows[-1]["relative_to_ray_step"] = seconds / rows[0]["median_seconds"]
+            rows[-1]["relative_to_preset_decoder_step"] = seconds / rows[min(1, len(rows) - 1)]["median_seconds"]
+            CONSOLE.print(rows[-1])
+        _, md = ScalingReport({"cost of each kind of step": rows}).write(self.output_dir / "steps")
+        CONSOLE.print(md.read_text())
+
+    def _time(self, data: Path, model: dict, variant: StepVariant, decoder: bool) -> float:
+        import contextlib
+        import statistics
+        import time
+
+        import torch
+        from nerfstudio.configs.method_configs import all_methods
+
+        from latent_triplane_ns.dataparsers.procedural import ProceduralCarsDataParserConfig
+        from latent_triplane_ns.shipped import resolve_autoencoder_folder
+
+        config = copy.deepcopy(all_methods["latent-triplane-small"])
+        config.machine.device_type = "cpu"
+        config.vis = "tensorboard"
+        config.output_dir = self.output_dir / "runs"
+        config.logging.local_writer.enable = False
+        config.pipeline.datamanager.dataparser = ProceduralCarsDataParserConfig(
+            data=data, num_scenes=self.num_scenes, image_size=self.image_size
+        )
+        m = config.pipeline.model
+        m.autoencoder.source = "pretrained"
+        m.autoencoder.pretrained_path = resolve_autoencoder_folder(self.autoencoder)
+        for key, value in model.items():
+            setattr(m, key, value)
+        trainer = config.setup(local_rank=0, world_size=1)
+        trainer.setup()
+        pipeline, optimizers = trainer.pipeline, trainer.optimizers
+        vae = pipeline.model.autoencoder.vae
+        if variant == "channels_last":
+            vae.to(memory_format=torch.channels_last)
+        if variant == "last_block":  # the decoder's parameters outside its last up-block keep no gradient
+            keep = {id(p) for p in vae.decoder.up_blocks[-1].parameters()}
+            keep |= {id(p) for name in ("conv_norm_out", "conv_out") for p in getattr(vae.decoder, name).parameters()}
+            for param in pipeline.model.autoencoder_parts()["decoder"]:
+                param.requires_grad_(id(param) in keep)
+        autocast = (
+            (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if variant == "bf16" else contextlib.nullcontext
+        )
+        first = m.ray_steps if decoder else 0
+        times = []
+        for i in range(self.warmup + self.steps):
+            start = time.perf_counter()
+            optimizers.zero_grad_all()
+            with autocast():
+                _, loss_dict, _ = pipeline.get_train_loss_dict(step=first + i)
+                loss = sum(loss_dict.values())
+            loss.backward()
+            optimizers.optimizer_step_all()
+            if i >= self.warmup:
+                times.append(time.perf_counter() - start)
+        return statistics.median(times)
+
+
 def _eval_info(common: Common, name: str, method: str = "latent-triplane-small") -> dict:
     import json
 
@@ -255,6 +462,8 @@ def entrypoint() -> None:
         Annotated[Stage2, tyro.conf.subcommand("stage2")],
         Annotated[Ranks, tyro.conf.subcommand("ranks")],
         Annotated[Stage1, tyro.conf.subcommand("stage1")],
+        Annotated[Memory, tyro.conf.subcommand("memory")],
+        Annotated[Steps, tyro.conf.subcommand("steps")],
     ]
     tyro.cli(command).main()  # type: ignore[call-overload]
 
