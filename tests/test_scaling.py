@@ -48,3 +48,17 @@ def test_the_memory_command_runs_both_methods_at_each_size_and_writes_its_report
     per_scene = report["memory per scene"]
     assert [r["method"] for r in per_scene] == ["triplane-rgb", "micro-macro"] and per_scene[0]["scenes_added"] == 3
     assert "memory per scene" in (out / "memory" / "scaling.md").read_text()
+
+
+@pytest.mark.slow
+def test_the_steps_command_times_every_kind_of_step_and_writes_its_report(tmp_path, monkeypatch):
+    from latent_triplane_ns.scripts.scaling import entrypoint
+
+    out = tmp_path / "scaling"
+    argv = ["ltn-scaling", "steps", "--output-dir", str(out), "--num-scenes", "2", "--image-size", "32"]
+    monkeypatch.setattr("sys.argv", [*argv, "--steps", "1", "--warmup", "1", "--threads", "1"])
+    entrypoint()
+    rows = json.loads((out / "steps" / "scaling.json").read_text())["cost of each kind of step"]
+    assert rows[0]["step"] == "ray step" and rows[1]["step"] == "decoder step (preset)" and len(rows) == 10
+    assert all(r["median_seconds"] > 0 for r in rows)
+    assert rows[0]["relative_to_ray_step"] == 1.0 and rows[1]["relative_to_preset_decoder_step"] == 1.0

@@ -72,10 +72,17 @@ def planned_seconds(config: BenchmarkConfig) -> Dict[str, float]:
         ray_steps, joint_steps, decoder_steps = config.basis_phases()
         steps = ray_steps * fit_step + joint_steps * unit["joint_step"] * area + decoder_steps * decoder_step
         plan["basis"] = steps + unit["process"] + encode + 2 * n * latent_view
-    evaluated = (config.curve_points + 1) * k * config.eval_views_per_scene + k * config.num_test_views
-    evaluated += config.render_views + 1
-    plan["triplane-rgb"] = config.rgb_minutes * 60 + unit["process"] + evaluated * unit["sample"] * samples * pixels
+
+    def evaluated(scenes: int) -> int:  # views rendered for the curve, the final evaluation and the renders
+        return (
+            (config.curve_points + 1) * scenes * config.eval_views_per_scene
+            + scenes * config.num_test_views
+            + (config.render_views + 1)
+        )
+
+    baseline = evaluated(min(k, config.baseline_num_scenes or k)) * unit["sample"] * samples * pixels
+    plan["triplane-rgb"] = config.rgb_minutes * 60 + unit["process"] + baseline
     for name in ("latent-micro", "latent-micro-macro"):
         encode = unit["encode"] * area * k * config.num_train_views
-        plan[name] = config.latent_minutes * 60 + unit["process"] + encode + evaluated * latent_view
+        plan[name] = config.latent_minutes * 60 + unit["process"] + encode + evaluated(k) * latent_view
     return plan

@@ -17,7 +17,7 @@ CONSOLE = Console(width=120)
 
 @dataclass
 class GenerateConfig:
-    """Generate a collection of procedural car (or furniture) scenes. Re-running completes or extends a collection:
+    """Generate a collection of procedural car (or furniture, or toy) scenes. Re-running completes or extends a collection:
     scenes that are already complete are kept."""
 
     output: Path = Path("data/procedural-cars")

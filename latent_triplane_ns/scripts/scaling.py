@@ -257,7 +257,8 @@ class Stage1:
 @dataclass
 class Memory:
     """Memory per scene, measured: short runs of Micro-Macro (latent-triplane-small against a frozen basis, stage 2)
-    and of triplane-rgb on a small and a large collection of small procedural cars, each alone in one process. A
+    and of triplane-rgb (with latent-triplane-small's field sizes, as the benchmark compares them) on a small and a
+    large collection of small procedural cars, each alone in one process. A
     scene's cost is the growth from the small to the large collection divided by the scenes added: peak resident
     memory (parameters, optimiser state, cached latents or RGB images, everything) and the checkpoint's bytes."""
 
@@ -285,7 +286,7 @@ class Memory:
         basis = self.common.output_dir / "runs" / learn / "latent-triplane-small" / "run" / "basis"
         methods = {
             "micro-macro": ("latent-triplane-small", ["--pipeline.model.basis-checkpoint", str(basis)]),
-            "triplane-rgb": ("triplane-rgb", []),
+            "triplane-rgb": ("triplane-rgb", baseline_size_args()),
         }
         rows = []
         for label, (method, model) in methods.items():
@@ -307,6 +308,22 @@ class Memory:
         report = ScalingReport({"memory against N": rows, "memory per scene": per_scene_memory(rows)})
         _, md = report.write(self.common.output_dir / "memory")
         CONSOLE.print(md.read_text())
+
+
+def baseline_size_args() -> List[str]:
+    """ns-train flags giving triplane-rgb latent-triplane-small's field, as the benchmark compares them: the same plane
+    side, MLP and samples, and F_mic + F_mac per-scene features."""
+    from latent_triplane_ns.benchmark.config import FieldSizes as ComparedSizes
+
+    sizes = ComparedSizes.of_method("latent-triplane-small")
+    flags = {
+        "plane-resolution": sizes.plane_resolution,
+        "micro-features": sizes.num_features,
+        "mlp-hidden-width": sizes.mlp_hidden_width,
+        "num-coarse-samples": sizes.num_coarse_samples,
+        "num-importance-samples": sizes.num_importance_samples,
+    }
+    return [item for key, value in flags.items() for item in (f"--pipeline.model.{key}", str(value))]
 
 
 def per_scene_memory(rows: List[dict]) -> List[dict]:
@@ -353,7 +370,8 @@ class Steps:
     """The cost of each kind of training step of latent-triplane-small, timed in this process on one collection of
     procedural cars: a ray step, a decoder step as the preset makes it, and decoder steps with one thing changed
     (window side, views per step, bf16 autocast, channels-last convolutions, only the decoder's last up-block
-    trained). Each row: the median of `steps` steps after `warmup` (forward, backward and update)."""
+    trained), and the preset's decoder step once more at the end, to show how much the machine drifted. Each row: the
+    median of `steps` steps after `warmup` (forward, backward and update)."""
 
     output_dir: Path = Path("outputs/scaling")
     """Where steps/scaling.json and .md go, and the collection (data/)."""
@@ -363,9 +381,9 @@ class Steps:
     """Scenes of the collection."""
     image_size: int = 128
     """Side of the generated images."""
-    steps: int = 8
+    steps: int = 10
     """Timed steps per row."""
-    warmup: int = 2
+    warmup: int = 3
     """Untimed steps before them."""
     threads: int = 2
     """Torch threads."""
@@ -386,6 +404,7 @@ class Steps:
             ("decoder step, bf16 autocast", {}, "bf16", True),
             ("decoder step, channels-last", {}, "channels_last", True),
             ("decoder step, last up-block only", {}, "last_block", True),
+            ("decoder step (preset), again", {}, "plain", True),
         ]
         for label, model, variant, decoder in variants:
             seconds = self._time(data, model, variant, decoder)
@@ -427,8 +446,7 @@ class Steps:
         if variant == "channels_last":
             vae.to(memory_format=torch.channels_last)
         if variant == "last_block":  # the decoder's parameters outside its last up-block keep no gradient
-            keep = {id(p) for p in vae.decoder.up_blocks[-1].parameters()}
-            keep |= {id(p) for name in ("conv_norm_out", "conv_out") for p in getattr(vae.decoder, name).parameters()}
+            keep = {id(p) for p in last_block_parameters(vae.decoder)}
             for param in pipeline.model.autoencoder_parts()["decoder"]:
                 param.requires_grad_(id(param) in keep)
         autocast = (
@@ -447,6 +465,19 @@ class Steps:
             if i >= self.warmup:
                 times.append(time.perf_counter() - start)
         return statistics.median(times)
+
+
+def last_block_parameters(decoder) -> list:
+    """The parameters of a diffusers decoder's last up-block and output layers: AutoencoderKL's `up_blocks[-1]`,
+    `conv_norm_out` and `conv_out`; AutoencoderTiny's layers after its last upsampling."""
+    import torch
+
+    if hasattr(decoder, "up_blocks"):
+        parts = [decoder.up_blocks[-1], decoder.conv_norm_out, decoder.conv_out]
+        return [p for part in parts for p in part.parameters()]
+    layers = list(decoder.layers)
+    last = max(i for i, layer in enumerate(layers) if isinstance(layer, torch.nn.Upsample))
+    return [p for layer in layers[last + 1 :] for p in layer.parameters()]
 
 
 def _eval_info(common: Common, name: str, method: str = "latent-triplane-small") -> dict:
