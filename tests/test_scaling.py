@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from latent_triplane_ns.scripts.scaling import per_scene_memory
+from latent_triplane_ns.benchmark.scaling import per_scene_memory
 
 
 def test_memory_per_scene_is_the_growth_per_added_scene_against_the_baseline():

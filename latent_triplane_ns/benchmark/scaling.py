@@ -1,17 +1,20 @@
-"""How training cost grows with the collection: the field's step at N scenes, real stage-2 runs at several N, and
-scene-parallel ranks against threads. Every figure is measured in this process or in child commands it starts, one
+"""How training cost grows with the collection: the field's step at N scenes, real stage-2 runs at several N,
+scene-parallel ranks against threads, memory per scene, and the cost of each kind of training step. Every figure is measured in this process or in child commands it starts, one
 at a time; nothing else should run on the machine meanwhile."""
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List, Literal, Tuple
 
 import psutil
 import torch
@@ -171,3 +174,132 @@ def _fmt(value) -> str:
     if isinstance(value, float):
         return f"{value:.3g}" if abs(value) < 100 else f"{value:.0f}"
     return str(value)
+
+
+def baseline_size_args() -> List[str]:
+    """ns-train flags giving triplane-rgb latent-triplane-small's field, as the benchmark compares them: the same plane
+    side, MLP and samples, and F_mic + F_mac per-scene features."""
+    from latent_triplane_ns.benchmark.config import FieldSizes as ComparedSizes
+
+    sizes = ComparedSizes.of_method("latent-triplane-small")
+    flags = {
+        "plane-resolution": sizes.plane_resolution,
+        "micro-features": sizes.num_features,
+        "mlp-hidden-width": sizes.mlp_hidden_width,
+        "num-coarse-samples": sizes.num_coarse_samples,
+        "num-importance-samples": sizes.num_importance_samples,
+    }
+    return [item for key, value in flags.items() for item in (f"--pipeline.model.{key}", str(value))]
+
+
+def per_scene_memory(rows: List[dict]) -> List[dict]:
+    """Each method's growth per added scene, from its smallest to its largest collection, and its ratio to the
+    first method's (the baseline: triplane-rgb when it is listed).
+
+    Examples:
+        >>> rows = [dict(method="rgb", num_scenes=10, peak_rss_mib=100.0, checkpoint_mib=2.0),
+        ...         dict(method="rgb", num_scenes=110, peak_rss_mib=300.0, checkpoint_mib=12.0),
+        ...         dict(method="mm", num_scenes=10, peak_rss_mib=150.0, checkpoint_mib=9.0),
+        ...         dict(method="mm", num_scenes=110, peak_rss_mib=200.0, checkpoint_mib=12.0)]
+        >>> [(r["method"], r["rss_kib_per_scene"], r["checkpoint_kib_per_scene"]) for r in per_scene_memory(rows)]
+        [('rgb', 2048.0, 102.4), ('mm', 512.0, 30.72)]
+        >>> [(r["rss_ratio"], r["checkpoint_ratio"]) for r in per_scene_memory(rows)]
+        [(1.0, 1.0), (0.25, 0.3)]
+    """
+    methods = sorted(
+        {r["method"] for r in rows}, key=lambda m: (m != "triplane-rgb", [r["method"] for r in rows].index(m))
+    )
+    out = []
+    for method in methods:
+        mine = sorted((r for r in rows if r["method"] == method), key=lambda r: r["num_scenes"])
+        small, large = mine[0], mine[-1]
+        added = large["num_scenes"] - small["num_scenes"]
+        out.append(
+            {
+                "method": method,
+                "scenes_added": added,
+                "rss_kib_per_scene": (large["peak_rss_mib"] - small["peak_rss_mib"]) * 1024 / added,
+                "checkpoint_kib_per_scene": (large["checkpoint_mib"] - small["checkpoint_mib"]) * 1024 / added,
+            }
+        )
+    for row in out:
+        row["rss_ratio"] = row["rss_kib_per_scene"] / out[0]["rss_kib_per_scene"]
+        row["checkpoint_ratio"] = row["checkpoint_kib_per_scene"] / out[0]["checkpoint_kib_per_scene"]
+    return out
+
+
+StepVariant = Literal["plain", "bf16", "channels_last", "last_block"]
+"""How a decoder step is changed: not at all, bf16 autocast, channels-last convolutions, or only the decoder's last
+up-block trained."""
+
+
+def step_seconds(
+    data: Path,
+    num_scenes: int,
+    image_size: int,
+    autoencoder: Path,
+    output_dir: Path,
+    model: Dict[str, object],
+    variant: StepVariant,
+    decoder: bool,
+    warmup: int,
+    steps: int,
+) -> float:
+    """The median seconds of `steps` training steps (after `warmup`) of latent-triplane-small on `num_scenes`
+    procedural cars at `image_size` px in `data`, with `autoencoder` and the model settings `model`: ray steps, or
+    with `decoder` decoder steps, under `variant` (bf16 autocast, channels-last convolutions, or only the decoder's
+    last up-block trained)."""
+    from nerfstudio.configs.method_configs import all_methods
+
+    from latent_triplane_ns.dataparsers.procedural import ProceduralCarsDataParserConfig
+    from latent_triplane_ns.shipped import resolve_autoencoder_folder
+
+    config = copy.deepcopy(all_methods["latent-triplane-small"])
+    config.machine.device_type = "cpu"
+    config.vis = "tensorboard"
+    config.output_dir = output_dir
+    config.logging.local_writer.enable = False
+    config.timestamp = "steps"
+    config.pipeline.datamanager.dataparser = ProceduralCarsDataParserConfig(
+        data=data, num_scenes=num_scenes, image_size=image_size
+    )
+    m = config.pipeline.model
+    m.autoencoder.source = "pretrained"
+    m.autoencoder.pretrained_path = resolve_autoencoder_folder(autoencoder)
+    for key, value in model.items():
+        setattr(m, key, value)
+    trainer = config.setup(local_rank=0, world_size=1)
+    trainer.setup()
+    pipeline, optimizers = trainer.pipeline, trainer.optimizers
+    vae = pipeline.model.autoencoder.vae
+    if variant == "channels_last":
+        vae.to(memory_format=torch.channels_last)
+    if variant == "last_block":  # the decoder's parameters outside its last up-block keep no gradient
+        keep = {id(p) for p in last_block_parameters(vae.decoder)}
+        for param in pipeline.model.autoencoder_parts()["decoder"]:
+            param.requires_grad_(id(param) in keep)
+    autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if variant == "bf16" else contextlib.nullcontext
+    first = m.ray_steps if decoder else 0
+    times = []
+    for i in range(warmup + steps):
+        start = time.perf_counter()
+        optimizers.zero_grad_all()
+        with autocast():
+            _, loss_dict, _ = pipeline.get_train_loss_dict(step=first + i)
+            loss = sum(loss_dict.values())
+        loss.backward()
+        optimizers.optimizer_step_all()
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def last_block_parameters(decoder) -> list:
+    """The parameters of a diffusers decoder's last up-block and output layers: AutoencoderKL's `up_blocks[-1]`,
+    `conv_norm_out` and `conv_out`; AutoencoderTiny's layers after its last upsampling."""
+    if hasattr(decoder, "up_blocks"):
+        parts = [decoder.up_blocks[-1], decoder.conv_norm_out, decoder.conv_out]
+        return [p for part in parts for p in part.parameters()]
+    layers = list(decoder.layers)
+    last = max(i for i, layer in enumerate(layers) if isinstance(layer, torch.nn.Upsample))
+    return [p for layer in layers[last + 1 :] for p in layer.parameters()]

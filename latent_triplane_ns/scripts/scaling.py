@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import copy
 import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, List, Literal, Sequence, Union
+from typing import Annotated, List, Sequence, Union
 
 import tyro
 from rich.console import Console
@@ -16,8 +15,11 @@ from latent_triplane_ns.benchmark.scaling import (
     FieldSizes,
     RunSpec,
     ScalingReport,
+    baseline_size_args,
     field_curve,
+    per_scene_memory,
     run_timed,
+    step_seconds,
     torchrun,
 )
 from latent_triplane_ns.quiet import silence_harmless_warnings
@@ -258,9 +260,9 @@ class Stage1:
 class Memory:
     """Memory per scene, measured: short runs of Micro-Macro (latent-triplane-small against a frozen basis, stage 2)
     and of triplane-rgb (with latent-triplane-small's field sizes, as the benchmark compares them) on a small and a
-    large collection of small procedural cars, each alone in one process. A
-    scene's cost is the growth from the small to the large collection divided by the scenes added: peak resident
-    memory (parameters, optimiser state, cached latents or RGB images, everything) and the checkpoint's bytes."""
+    large collection of small procedural cars, each alone in one process. A scene's cost is the growth from the small
+    to the large collection divided by the scenes added: peak resident memory (parameters, optimiser state, cached
+    latents or RGB images, everything) and the checkpoint's bytes."""
 
     common: Common = field(default_factory=lambda: Common(autoencoder=Path("shipped")))
     """Run settings (epochs is not used: every run makes `steps` steps)."""
@@ -310,61 +312,6 @@ class Memory:
         CONSOLE.print(md.read_text())
 
 
-def baseline_size_args() -> List[str]:
-    """ns-train flags giving triplane-rgb latent-triplane-small's field, as the benchmark compares them: the same plane
-    side, MLP and samples, and F_mic + F_mac per-scene features."""
-    from latent_triplane_ns.benchmark.config import FieldSizes as ComparedSizes
-
-    sizes = ComparedSizes.of_method("latent-triplane-small")
-    flags = {
-        "plane-resolution": sizes.plane_resolution,
-        "micro-features": sizes.num_features,
-        "mlp-hidden-width": sizes.mlp_hidden_width,
-        "num-coarse-samples": sizes.num_coarse_samples,
-        "num-importance-samples": sizes.num_importance_samples,
-    }
-    return [item for key, value in flags.items() for item in (f"--pipeline.model.{key}", str(value))]
-
-
-def per_scene_memory(rows: List[dict]) -> List[dict]:
-    """Each method's growth per added scene, from its smallest to its largest collection, and its ratio to the
-    first method's (the baseline: triplane-rgb when it is listed).
-
-    Examples:
-        >>> rows = [dict(method="rgb", num_scenes=10, peak_rss_mib=100.0, checkpoint_mib=2.0),
-        ...         dict(method="rgb", num_scenes=110, peak_rss_mib=300.0, checkpoint_mib=12.0),
-        ...         dict(method="mm", num_scenes=10, peak_rss_mib=150.0, checkpoint_mib=9.0),
-        ...         dict(method="mm", num_scenes=110, peak_rss_mib=200.0, checkpoint_mib=12.0)]
-        >>> [(r["method"], r["rss_kib_per_scene"], r["checkpoint_kib_per_scene"]) for r in per_scene_memory(rows)]
-        [('rgb', 2048.0, 102.4), ('mm', 512.0, 30.72)]
-        >>> [(r["rss_ratio"], r["checkpoint_ratio"]) for r in per_scene_memory(rows)]
-        [(1.0, 1.0), (0.25, 0.3)]
-    """
-    methods = sorted(
-        {r["method"] for r in rows}, key=lambda m: (m != "triplane-rgb", [r["method"] for r in rows].index(m))
-    )
-    out = []
-    for method in methods:
-        mine = sorted((r for r in rows if r["method"] == method), key=lambda r: r["num_scenes"])
-        small, large = mine[0], mine[-1]
-        added = large["num_scenes"] - small["num_scenes"]
-        out.append(
-            {
-                "method": method,
-                "scenes_added": added,
-                "rss_kib_per_scene": (large["peak_rss_mib"] - small["peak_rss_mib"]) * 1024 / added,
-                "checkpoint_kib_per_scene": (large["checkpoint_mib"] - small["checkpoint_mib"]) * 1024 / added,
-            }
-        )
-    for row in out:
-        row["rss_ratio"] = row["rss_kib_per_scene"] / out[0]["rss_kib_per_scene"]
-        row["checkpoint_ratio"] = row["checkpoint_kib_per_scene"] / out[0]["checkpoint_kib_per_scene"]
-    return out
-
-
-StepVariant = Literal["plain", "bf16", "channels_last", "last_block"]
-
-
 @dataclass
 class Steps:
     """The cost of each kind of training step of latent-triplane-small, timed in this process on one collection of
@@ -407,77 +354,24 @@ class Steps:
             ("decoder step (preset), again", {}, "plain", True),
         ]
         for label, model, variant, decoder in variants:
-            seconds = self._time(data, model, variant, decoder)
+            seconds = step_seconds(
+                data,
+                self.num_scenes,
+                self.image_size,
+                self.autoencoder,
+                self.output_dir / "runs",
+                model,
+                variant,
+                decoder,
+                self.warmup,
+                self.steps,
+            )
             rows.append({"step": label, "median_seconds": seconds})
             rows[-1]["relative_to_ray_step"] = seconds / rows[0]["median_seconds"]
             rows[-1]["relative_to_preset_decoder_step"] = seconds / rows[min(1, len(rows) - 1)]["median_seconds"]
             CONSOLE.print(rows[-1])
         _, md = ScalingReport({"cost of each kind of step": rows}).write(self.output_dir / "steps")
         CONSOLE.print(md.read_text())
-
-    def _time(self, data: Path, model: dict, variant: StepVariant, decoder: bool) -> float:
-        import contextlib
-        import statistics
-        import time
-
-        import torch
-        from nerfstudio.configs.method_configs import all_methods
-
-        from latent_triplane_ns.dataparsers.procedural import ProceduralCarsDataParserConfig
-        from latent_triplane_ns.shipped import resolve_autoencoder_folder
-
-        config = copy.deepcopy(all_methods["latent-triplane-small"])
-        config.machine.device_type = "cpu"
-        config.vis = "tensorboard"
-        config.output_dir = self.output_dir / "runs"
-        config.logging.local_writer.enable = False
-        config.pipeline.datamanager.dataparser = ProceduralCarsDataParserConfig(
-            data=data, num_scenes=self.num_scenes, image_size=self.image_size
-        )
-        m = config.pipeline.model
-        m.autoencoder.source = "pretrained"
-        m.autoencoder.pretrained_path = resolve_autoencoder_folder(self.autoencoder)
-        for key, value in model.items():
-            setattr(m, key, value)
-        trainer = config.setup(local_rank=0, world_size=1)
-        trainer.setup()
-        pipeline, optimizers = trainer.pipeline, trainer.optimizers
-        vae = pipeline.model.autoencoder.vae
-        if variant == "channels_last":
-            vae.to(memory_format=torch.channels_last)
-        if variant == "last_block":  # the decoder's parameters outside its last up-block keep no gradient
-            keep = {id(p) for p in last_block_parameters(vae.decoder)}
-            for param in pipeline.model.autoencoder_parts()["decoder"]:
-                param.requires_grad_(id(param) in keep)
-        autocast = (
-            (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if variant == "bf16" else contextlib.nullcontext
-        )
-        first = m.ray_steps if decoder else 0
-        times = []
-        for i in range(self.warmup + self.steps):
-            start = time.perf_counter()
-            optimizers.zero_grad_all()
-            with autocast():
-                _, loss_dict, _ = pipeline.get_train_loss_dict(step=first + i)
-                loss = sum(loss_dict.values())
-            loss.backward()
-            optimizers.optimizer_step_all()
-            if i >= self.warmup:
-                times.append(time.perf_counter() - start)
-        return statistics.median(times)
-
-
-def last_block_parameters(decoder) -> list:
-    """The parameters of a diffusers decoder's last up-block and output layers: AutoencoderKL's `up_blocks[-1]`,
-    `conv_norm_out` and `conv_out`; AutoencoderTiny's layers after its last upsampling."""
-    import torch
-
-    if hasattr(decoder, "up_blocks"):
-        parts = [decoder.up_blocks[-1], decoder.conv_norm_out, decoder.conv_out]
-        return [p for part in parts for p in part.parameters()]
-    layers = list(decoder.layers)
-    last = max(i for i, layer in enumerate(layers) if isinstance(layer, torch.nn.Upsample))
-    return [p for layer in layers[last + 1 :] for p in layer.parameters()]
 
 
 def _eval_info(common: Common, name: str, method: str = "latent-triplane-small") -> dict:
