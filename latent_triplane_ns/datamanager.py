@@ -170,33 +170,36 @@ class LatentDataManager(VanillaDataManager[ImageDataset]):
             raise RuntimeError("LatentDataManager.set_autoencoder must be called before latents are needed")
         return self._autoencoder[0]
 
-    def load_image(
-        self, dataset: InputDataset, index: int, color: Optional[Float[Tensor, " 3"]] = None
-    ) -> Float[Tensor, "H W 3"]:
-        """RGB image in [0, 1], cropped to its camera's size; an image with alpha is composited over `color`, by
-        default its scene's background colour (`set_backgrounds`; the dataparser's alpha colour before)."""
+    def load_rgba(
+        self, dataset: InputDataset, index: int
+    ) -> Tuple[Float[Tensor, "H W 3"], Optional[Float[Tensor, "H W 1"]]]:
+        """A view in [0, 1], cropped to its camera's size: its RGB times its alpha, and its alpha (None for an image
+        without an alpha channel, whose RGB is returned as it is)."""
         image = torch.from_numpy(dataset.get_numpy_image(index).astype(np.float32) / 255.0)
-        if image.shape[-1] == 4:
-            scene = int(dataset.cameras.metadata["scene_index"][index])
-            if color is None:
-                color = self._alpha_color() if self._scene_colors is None else self._scene_colors[scene]
-            image = image[..., :3] * image[..., 3:] + color.view(1, 1, 3) * (1.0 - image[..., 3:])
-        image = image[..., :3]
         height, width = int(dataset.cameras.height[index]), int(dataset.cameras.width[index])
         if image.shape[0] < height or image.shape[1] < width:
             raise InputError(
                 f"{dataset.image_filenames[index]}: image is {image.shape[0]}x{image.shape[1]}, "
                 f"its camera says {height}x{width}"
             )
-        return image[:height, :width]
-
-    def load_alpha(self, dataset: InputDataset, index: int) -> Float[Tensor, "H W 1"]:
-        """The alpha of a view in [0, 1] (1 everywhere without an alpha channel), cropped to its camera's size."""
-        image = dataset.get_numpy_image(index)
-        height, width = int(dataset.cameras.height[index]), int(dataset.cameras.width[index])
+        image = image[:height, :width]
         if image.shape[-1] != 4:
-            return torch.ones(height, width, 1)
-        return torch.from_numpy(image[:height, :width, 3:].astype(np.float32) / 255.0)
+            return image[..., :3], None
+        alpha = image[..., 3:]
+        return image[..., :3] * alpha, alpha
+
+    def load_image(
+        self, dataset: InputDataset, index: int, color: Optional[Float[Tensor, " 3"]] = None
+    ) -> Float[Tensor, "H W 3"]:
+        """RGB image in [0, 1], cropped to its camera's size; an image with alpha is composited over `color`, by
+        default its scene's background colour (`set_backgrounds`; the dataparser's alpha colour before)."""
+        premultiplied, alpha = self.load_rgba(dataset, index)
+        if alpha is None:
+            return premultiplied
+        if color is None:
+            scene = int(dataset.cameras.metadata["scene_index"][index])
+            color = self._alpha_color() if self._scene_colors is None else self._scene_colors[scene]
+        return premultiplied + color.view(1, 1, 3) * (1.0 - alpha)
 
     @staticmethod
     def has_masks(dataset: InputDataset) -> bool:
@@ -287,12 +290,11 @@ class LatentDataManager(VanillaDataManager[ImageDataset]):
             cached["palette_latents"] = torch.stack(
                 [self._encode_latents(self.train_dataset, "train", color)["latents"] for color in self._palette]
             )
-        else:  # the identity autoencoder: the views over black, and their alpha
-            cached["premultiplied"] = self._encode_latents(self.train_dataset, "train", torch.zeros(3))["latents"]
-            cached["alpha"] = torch.stack(
-                [self.load_alpha(self.train_dataset, i) for i in range(len(self.train_dataset))]
-            )
-            cached["alpha"] = cached["alpha"].to(self.device)
+        else:  # the identity autoencoder: the views over black, and their alpha, read in one pass
+            views = [self.load_rgba(self.train_dataset, i) for i in range(len(self.train_dataset))]
+            cached["premultiplied"] = torch.stack([rgb for rgb, _ in views]).to(self.device)
+            alphas = [torch.ones_like(rgb[..., :1]) if alpha is None else alpha for rgb, alpha in views]
+            cached["alpha"] = torch.stack(alphas).to(self.device)
         return cached
 
     @cached_property

@@ -188,14 +188,15 @@ class LatentTriplaneModel(Model):
         if config.background == "color":
             check_color(config.background_color, "--pipeline.model.background-color")
         borders = metadata.get("scene_borders")
-        random = config.background == "random"
-        if random and self.autoencoder.vae is not None:  # the identity autoencoder draws any colour instead
+        # background 'random' with an autoencoder: a palette (the identity autoencoder draws any colour instead)
+        palette = config.background == "random" and self.autoencoder.vae is not None
+        if palette:
             check_random_colors(config.random_colors)
         self.backgrounds = SceneBackgrounds(
             scene_colors(config.background, config.background_color, borders, num_scenes),
             self.autoencoder.latent_channels,
             learned=config.background == "learned",
-            palette=random_palette(config.random_colors) if random and self.autoencoder.vae is not None else None,
+            palette=random_palette(config.random_colors) if palette else None,
         )
         self.backgrounds.refresh(self.autoencoder, initialise=True)
         if borders is not None:  # a model built from its data: say where the views disagree with the setting
