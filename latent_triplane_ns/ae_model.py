@@ -46,6 +46,10 @@ class LatentTriplaneAEModelConfig(LatentTriplaneModelConfig):
     """Latent target E(x) of the joint phase: a posterior draw (the paper's) or its mean."""
     enc_loss_mult: float = 1.0
     """Weight of the latent loss MSE(normalised E(x), render) in the joint phase (gradients reach E)."""
+    enc_grad_scale: float = 1.0
+    """Multiplier of the latent loss's gradient that reaches the encoder (the loss's value is unchanged); 0 stops it,
+    so that only the autoencoder loss trains the encoder. The official normaliser takes that loss on tanh(0.02 z),
+    which makes the encoder's share about 4e-4 of a loss on unit-scale latents."""
     dec_loss_mult: float = 1.0
     """Weight of the decode loss MSE(D(render), x) in the joint phase (gradients reach D and the scene)."""
     ae_loss_mult: float = 0.1
@@ -60,6 +64,20 @@ class LatentTriplaneAEModelConfig(LatentTriplaneModelConfig):
     decoder_lr_scale: Dict[str, float] = field(default_factory=lambda: {"decoder": 0.5})
     """Multiplier of a parameter group's learning rate in the decoder phase; groups not listed keep their rate. The
     default gives the decoder stage 2's decoder rate, 1e-3."""
+
+
+def scale_gradient(x: Float[Tensor, "*shape"], scale: float) -> Float[Tensor, "*shape"]:
+    """`x` in value, its gradient times `scale` in the backward pass (0: detached).
+
+    Examples:
+        >>> x = torch.ones(2, requires_grad=True); (3.0 * scale_gradient(x, 0.5)).sum().backward(); x.grad.tolist()
+        [1.5, 1.5]
+    """
+    if scale == 1.0:
+        return x
+    if scale == 0.0:
+        return x.detach()
+    return x.detach() + scale * (x - x.detach())
 
 
 class LatentTriplaneAEModel(LatentTriplaneModel):
@@ -130,8 +148,9 @@ class LatentTriplaneAEModel(LatentTriplaneModel):
         x = batch["image"].permute(0, 3, 1, 2)
         rendered = outputs["latent"].permute(0, 3, 1, 2)
         z = ae.encode_raw(x, mode=self.config.joint_encode_mode)
+        target = scale_gradient(ae.normalize(z), self.config.enc_grad_scale)
         losses = {
-            "enc_loss": self.config.enc_loss_mult * F.mse_loss(rendered, ae.normalize(z)),
+            "enc_loss": self.config.enc_loss_mult * F.mse_loss(rendered, target),
             "dec_loss": self.config.dec_loss_mult
             * self.decode_loss(outputs["latent"], batch["image"], batch.get("image_mask")),
             "ae_loss": self.config.ae_loss_mult * F.mse_loss(ae.decode_raw(z), x),

@@ -20,7 +20,13 @@ from torch import Tensor
 from torch.optim.swa_utils import AveragedModel
 
 from latent_triplane_ns.atomic import atomic_directory, atomic_file, check_replaceable
-from latent_triplane_ns.autoencoder import LATENT_STATS_FILE, CompactAEConfig, encode_latents
+from latent_triplane_ns.autoencoder import (
+    LATENT_STATS_FILE,
+    CompactAEConfig,
+    encode_latents,
+    load_pretrained_vae,
+    vae_downsample_factor,
+)
 from latent_triplane_ns.errors import InputError
 from latent_triplane_ns.evaluation import psnr_from_mse
 
@@ -43,10 +49,14 @@ class AETrainingConfig:
     )
     """The compact autoencoder trained. By default an AutoencoderTiny with 4x downsampling (3 levels of 64) and 4
     latent channels, the shipped autoencoder's architecture (docs/autoencoder.md compares it with an 8x one)."""
+    start_from: Optional[Path] = None
+    """An autoencoder folder (AutoencoderKL or AutoencoderTiny; `shipped` for the one inside the package) to fine-tune
+    from its weights, a one-off adaptation to a collection's family; its own architecture replaces `architecture`.
+    None: a fresh autoencoder of `architecture`, trained from scratch."""
     batch_size: int = 8
     """Images per step."""
     crop_size: Optional[int] = 64
-    """Train on random square crops of this side (a multiple of the downsampling; images no larger are used whole);
+    """Train on random square crops of this side (a multiple of the downsampling; images smaller than it are refused);
     None: whole images. A 64 px crop of a 128 px view costs a quarter of a step on the whole view (docs/experiments.md
     measures the recipe's levers)."""
     lr: float = 2e-3
@@ -438,7 +448,7 @@ def images_fingerprint(*image_sets: Tensor) -> str:
 def run_identity(config: AETrainingConfig, train_images: Tensor, eval_images: Tensor) -> Dict[str, Any]:
     """What must be the same for a rerun to resume an unfinished run: every setting but the budgets and cadences
     (`RESUMABLE_CHANGES`), and the training and held-out images."""
-    settings = json.loads(json.dumps(asdict(config)))
+    settings = json.loads(json.dumps(asdict(config), default=str))
     return {
         "settings": {k: v for k, v in settings.items() if k not in RESUMABLE_CHANGES},
         "images": {
@@ -568,9 +578,20 @@ def load_collection_images(
     return images[..., :height, :width]
 
 
+def check_crop(crop_size: Optional[int], images: Tensor, data: str) -> None:
+    """Refuses a training crop larger than the images (N, 3, H, W) of the collection `data`, before training."""
+    height, width = images.shape[-2:]
+    if crop_size is not None and crop_size > min(height, width):
+        raise InputError(
+            f"{data}: its images are {height}x{width} px, smaller than the autoencoder training's crop_size of "
+            f"{crop_size} px: give a crop no larger than the images, or None to train on whole images"
+        )
+
+
 def training_summary(log: Dict[str, Any]) -> Dict[str, Any]:
     """The one-off cost and result of a trained autoencoder, from its training log: seconds and steps of training,
-    held-out reconstruction PSNR, parameters, and the images it learned from."""
+    held-out reconstruction PSNR, parameters, the images it learned from, and the autoencoder it was fine-tuned from
+    (None: trained from scratch)."""
     return {
         "seconds": log["seconds"],
         "steps": log["steps"],
@@ -579,6 +600,7 @@ def training_summary(log: Dict[str, Any]) -> Dict[str, Any]:
         "num_train_images": log["num_train_images"],
         "data": log.get("data"),
         "resumed": log.get("resumed", []),
+        "start_from": log.get("settings", {}).get("start_from"),
     }
 
 
@@ -639,10 +661,16 @@ def train_and_save_autoencoder(
     """
     output_dir = Path(output_dir)
     check_replaceable(output_dir, TRAINING_LOG_FILE)  # before the training, not after it
-    factor = config.architecture.downsample_factor
+    vae = None
+    if config.start_from is not None:
+        from latent_triplane_ns.shipped import resolve_autoencoder_folder
+
+        vae = load_pretrained_vae(resolve_autoencoder_folder(config.start_from))
+    factor = config.architecture.downsample_factor if vae is None else vae_downsample_factor(vae)
     train = load_collection_images(data, "train", scene_range, factor)
     held_out = load_collection_images(data, "test", scene_range, factor)
     source = str(getattr(data, "data", data))
+    check_crop(config.crop_size, train, source)
     checkpoints = TrainingCheckpoints(work_folder(output_dir), run_identity(config, train, held_out), source)
     state = checkpoints.open(start_over)
     if state is not None and on_message is not None:
@@ -659,7 +687,7 @@ def train_and_save_autoencoder(
             on_progress({**record, **latest, "evaluated": float(evaluated)})
 
     vae, result = train_autoencoder(
-        config, train, held_out, device, on_progress=relay, resume=state, save_checkpoint=checkpoints.save
+        config, train, held_out, device, on_progress=relay, vae=vae, resume=state, save_checkpoint=checkpoints.save
     )
     log = {
         "data": Path(source).name,
@@ -674,7 +702,7 @@ def train_and_save_autoencoder(
         "seconds": result.seconds,
         "resumed": result.resumed,
         "parameters": sum(p.numel() for p in vae.parameters()),
-        "settings": asdict(config),
+        "settings": json.loads(json.dumps(asdict(config), default=str)),
         "curve": result.curve,
     }
     save_trained_autoencoder(vae, output_dir, latent_statistics(vae, train), log)

@@ -38,6 +38,9 @@ class SceneBorders:
     """(S,) bool: whether the scene's views have no transparent pixel (no alpha channel, or alpha 1 everywhere)."""
     masked: bool = False
     """Whether the views have masks (then a border of many colours carries no loss and needs no warning)."""
+    keyed: Optional[Tensor] = None
+    """(S,) bool, or None for none: the scenes whose training views get their alpha by keying out the border colour
+    (`key_alpha`); they count as having alpha, so background 'random' puts colours behind them."""
 
 
 def border_pixels(image: Float[Tensor, "H W 3"], width: int = 0) -> Float[Tensor, "P 3"]:
@@ -53,6 +56,27 @@ def border_pixels(image: Float[Tensor, "H W 3"], width: int = 0) -> Float[Tensor
     ring = torch.ones(height, image_width, dtype=torch.bool)
     ring[width : height - width, width : image_width - width] = False
     return image[ring]
+
+
+def key_alpha(
+    image: Float[Tensor, "H W 3"], color: Float[Tensor, " 3"], tolerance: float = BORDER_TOLERANCE
+) -> Float[Tensor, "H W 1"]:
+    """An alpha for a view without one, keyed from its background colour: 0 on the pixels within `tolerance` of
+    `color` (in every channel) that connect to the image's outer ring through such pixels, 1 elsewhere. Pixels of the
+    background's colour inside the object, cut off from the ring, stay opaque.
+
+    Examples:
+        >>> image = torch.zeros(5, 5, 3); image[1:4, 1:4] = 1.0; image[2, 2] = 0.0
+        >>> key_alpha(image, torch.zeros(3))[..., 0].int().tolist()[1:4]
+        [[0, 1, 1, 1, 0], [0, 1, 1, 1, 0], [0, 1, 1, 1, 0]]
+    """
+    from scipy import ndimage
+
+    near = ((image - color.view(1, 1, 3)).abs().amax(dim=-1) <= tolerance).numpy()
+    labels, _ = ndimage.label(near)
+    ring = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    background = np.isin(labels, ring[ring > 0])
+    return torch.from_numpy(~background).float().unsqueeze(-1)
 
 
 def read_borders(dataset: InputDataset, scene_index: Tensor, alpha_color: Tensor) -> SceneBorders:
@@ -145,7 +169,8 @@ def disagreements(
                 "--pipeline.model.background border (each scene's border colour) or learned, or give the colour with "
                 "--pipeline.model.background color --pipeline.model.background-color R G B"
             )
-    patchy = borders.opaque & (borders.uniform < UNIFORM_SHARE)
+    keyed = borders.keyed if borders.keyed is not None else torch.zeros_like(borders.opaque)
+    patchy = (borders.opaque | keyed) & (borders.uniform < UNIFORM_SHARE)
     if patchy.any() and not borders.masked:
         lines.append(
             f"{named(patchy)}: the borders of the views are not one colour (a cluttered background): a background "

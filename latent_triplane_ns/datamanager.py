@@ -28,7 +28,7 @@ from torch import Tensor
 
 from latent_triplane_ns.atomic import atomic_file, write_json
 from latent_triplane_ns.autoencoder import LatentAutoencoder
-from latent_triplane_ns.backgrounds import read_borders
+from latent_triplane_ns.backgrounds import UNIFORM_SHARE, key_alpha, read_borders
 from latent_triplane_ns.dataparsers.collection import SceneCollectionDataParserConfig
 from latent_triplane_ns.errors import InputError
 from latent_triplane_ns.images import ImageDataset, check_images
@@ -67,6 +67,11 @@ class LatentDataManagerConfig(VanillaDataManagerConfig):
     """Keep the latents in a cache next to the data, keyed by autoencoder weights, normalisation and images."""
     crop_to_autoencoder: bool = True
     """Crop images at the top-left to a multiple of the autoencoder's downsampling; False: such images are an error."""
+    key_border: bool = False
+    """Training views without alpha (photographs on a plain backdrop) get one by keying out their scene's border
+    colour (`backgrounds.key_alpha`), so that background 'random' can put colours behind the object; held-out views
+    are evaluated as they are. Scenes whose borders are not one colour are not keyed. It punches holes where the
+    object has the backdrop's colour and touches it."""
 
 
 def check_one_size(dataset: InputDataset) -> None:
@@ -112,6 +117,9 @@ class LatentDataManager(VanillaDataManager[ImageDataset]):
             self.train_dataset, self.train_dataset.cameras.metadata["scene_index"].view(-1), self._alpha_color()
         )
         borders.masked = self.has_masks(self.train_dataset)
+        if config.key_border:  # views without alpha on a backdrop of one colour get an alpha: no longer opaque
+            borders.keyed = borders.opaque & (borders.uniform >= UNIFORM_SHARE)
+            borders.opaque = borders.opaque & ~borders.keyed
         self.train_dataset.metadata["scene_borders"] = borders
         self._scene_colors: Optional[Tensor] = None
         """Each scene's background colour (the model's), that views with alpha are composited over."""
@@ -174,7 +182,7 @@ class LatentDataManager(VanillaDataManager[ImageDataset]):
         self, dataset: InputDataset, index: int
     ) -> Tuple[Float[Tensor, "H W 3"], Optional[Float[Tensor, "H W 1"]]]:
         """A view in [0, 1], cropped to its camera's size: its RGB times its alpha, and its alpha (None for an image
-        without an alpha channel, whose RGB is returned as it is)."""
+        without an alpha channel, whose RGB is returned as it is, unless `key_border` keys a training view's alpha)."""
         image = torch.from_numpy(dataset.get_numpy_image(index).astype(np.float32) / 255.0)
         height, width = int(dataset.cameras.height[index]), int(dataset.cameras.width[index])
         if image.shape[0] < height or image.shape[1] < width:
@@ -184,7 +192,11 @@ class LatentDataManager(VanillaDataManager[ImageDataset]):
             )
         image = image[:height, :width]
         if image.shape[-1] != 4:
-            return image[..., :3], None
+            borders = dataset.metadata.get("scene_borders") if dataset is self.train_dataset else None
+            scene = int(dataset.cameras.metadata["scene_index"][index])
+            if borders is None or borders.keyed is None or not borders.keyed[scene]:
+                return image[..., :3], None
+            image = torch.cat([image[..., :3], key_alpha(image[..., :3], borders.colors[scene])], dim=-1)
         alpha = image[..., 3:]
         return image[..., :3] * alpha, alpha
 
@@ -219,6 +231,8 @@ class LatentDataManager(VanillaDataManager[ImageDataset]):
     def _cache_key(self, dataset: InputDataset, color: Optional[Tensor] = None) -> str:
         digest = hashlib.sha256(self.autoencoder.fingerprint().encode())
         digest.update(str(dataset._dataparser_outputs.alpha_color).encode())
+        if self.config.key_border and dataset is self.train_dataset:
+            digest.update(b"key_border")
         if color is not None:  # views with alpha are composited over this colour
             digest.update(b"color" + color.numpy().tobytes())
         elif self._scene_colors is not None:  # or over these

@@ -34,7 +34,7 @@ def test_toy_table_end_to_end(tiny_collection, tmp_path):
         output_dir=tmp_path / "table",
         scenes=scenes,
         variants=("f8c4w8", "f4c4w8"),
-        training=AETrainingConfig(max_minutes=0.02, batch_size=4, eval_every_seconds=60.0),
+        training=AETrainingConfig(crop_size=None, max_minutes=0.02, batch_size=4, eval_every_seconds=60.0),
         fit_minutes=0.02,
     )
     lines = []

@@ -54,7 +54,9 @@ def test_training_raises_held_out_psnr_and_keeps_the_best(tiny_collection):
     assert train.shape == (24, 3, 32, 32) and held_out.shape == (8, 3, 32, 32)
     torch.manual_seed(0)
     before = held_out_psnr_by_hand(TINY.build(), held_out)
-    config = AETrainingConfig(architecture=TINY, max_steps=60, eval_every_seconds=0.0, lr=5e-3, precision="fp32")
+    config = AETrainingConfig(
+        architecture=TINY, crop_size=None, max_steps=60, eval_every_seconds=0.0, lr=5e-3, precision="fp32"
+    )
     vae, result = train_autoencoder(config, train, held_out)
     assert result.steps == 60 and len(result.curve) == 60
     after = held_out_psnr_by_hand(vae, held_out)
@@ -69,7 +71,10 @@ def test_training_raises_held_out_psnr_and_keeps_the_best(tiny_collection):
 def test_cli_writes_a_loadable_autoencoder_with_its_statistics(tiny_collection, tmp_path):
     out = tmp_path / "ae"
     TrainAutoencoder(
-        data=tiny_collection, output_dir=out, training=AETrainingConfig(architecture=TINY, max_steps=5), device="cpu"
+        data=tiny_collection,
+        output_dir=out,
+        training=AETrainingConfig(architecture=TINY, crop_size=None, max_steps=5),
+        device="cpu",
     ).main()
     stats = json.loads((out / LATENT_STATS_FILE).read_text())
     log = json.loads((out / TRAINING_LOG_FILE).read_text())
@@ -82,7 +87,7 @@ def test_cli_writes_a_loadable_autoencoder_with_its_statistics(tiny_collection, 
 
 
 def test_cli_replaces_its_own_folder_but_never_someone_elses(tiny_collection, tmp_path):
-    training = AETrainingConfig(architecture=TINY, max_steps=2)
+    training = AETrainingConfig(architecture=TINY, crop_size=None, max_steps=2)
     out = tmp_path / "ae"
     TrainAutoencoder(data=tiny_collection, output_dir=out, training=training, device="cpu").main()
     first = (out / "diffusion_pytorch_model.safetensors").read_bytes()
@@ -101,11 +106,11 @@ def test_cli_replaces_its_own_folder_but_never_someone_elses(tiny_collection, tm
 
 def test_the_learning_rate_decays_with_whichever_budget_runs_out_first(tiny_collection):
     # a 6-second budget with the default 100,000-step cap: the clock must set the decay's progress
-    by_time = AETrainingConfig(architecture=TINY, lr=1e-3, max_minutes=0.1)
+    by_time = AETrainingConfig(architecture=TINY, crop_size=None, lr=1e-3, max_minutes=0.1)
     assert learning_rate(by_time, 1000, 0.0) == pytest.approx(1e-3, rel=1e-3)
     # 90% of the time budget gone: 0.05 + 0.95 * (1 + cos(0.9 pi)) / 2 = 0.073248 of the peak
     assert learning_rate(by_time, 1000, 5.4) == pytest.approx(1e-3 * 0.073248, rel=1e-4)
-    by_steps = AETrainingConfig(architecture=TINY, lr=1e-3, max_minutes=60.0, max_steps=2000)
+    by_steps = AETrainingConfig(architecture=TINY, crop_size=None, lr=1e-3, max_minutes=60.0, max_steps=2000)
     assert learning_rate(by_steps, 1000, 5.4) == pytest.approx(1e-3 * 0.525, rel=1e-3)  # half the steps: cos(pi/2)
     assert learning_rate(by_steps, 9, 0.0) == pytest.approx(1e-3 * 10 / 50, rel=1e-3)  # warm-up: 50 steps
 
@@ -113,7 +118,9 @@ def test_the_learning_rate_decays_with_whichever_budget_runs_out_first(tiny_coll
     # min(time, steps), the rate only ever rose: the last step had the highest rate)
     train = load_collection_images(tiny_collection, "train")[:8]
     rates = []
-    config = AETrainingConfig(architecture=TINY, lr=1e-3, max_minutes=0.1, eval_every_seconds=60.0, batch_size=2)
+    config = AETrainingConfig(
+        architecture=TINY, crop_size=None, lr=1e-3, max_minutes=0.1, eval_every_seconds=60.0, batch_size=2
+    )
     train_autoencoder(config, train, train[:2], on_progress=lambda record: rates.append(record["lr"]))
     assert len(rates) > 10 and max(rates) > 0.3e-3 and rates[-1] < 0.25 * max(rates)
 
@@ -124,7 +131,7 @@ def test_images_whose_sides_are_not_multiples_of_the_factor_are_cropped(tmp_path
     odd = tmp_path / "odd"
     generate_collection(odd, num_scenes=1, image_size=36, num_train_views=2, num_test_views=1, show_progress=False)
     out = tmp_path / "ae"
-    training = AETrainingConfig(architecture=TINY, max_steps=2)
+    training = AETrainingConfig(architecture=TINY, crop_size=None, max_steps=2)
     TrainAutoencoder(data=odd, output_dir=out, training=training, device="cpu").main()  # 36 px: cropped to 32
     assert json.loads((out / TRAINING_LOG_FILE).read_text())["steps"] == 2
     full = load_collection_images(odd, "train")
@@ -141,6 +148,7 @@ def test_a_run_resumed_from_a_checkpoint_continues_exactly(tiny_collection, ema_
     held_out = load_collection_images(tiny_collection, "test")[:4]
     config = AETrainingConfig(
         architecture=TINY,
+        crop_size=None,
         max_steps=8,
         batch_size=2,
         eval_every_seconds=0.0,
@@ -176,7 +184,7 @@ def test_an_unfinished_run_is_resumed_refused_or_started_over_by_its_work_folder
     out = tmp_path / "ae"
     partial = work_folder(out)
     assert partial == tmp_path / "ae.partial"
-    training = AETrainingConfig(architecture=TINY, max_steps=3, checkpoint_every_seconds=0.0)
+    training = AETrainingConfig(architecture=TINY, crop_size=None, max_steps=3, checkpoint_every_seconds=0.0)
 
     def stop_after_two(record):
         if record["step"] == 2:
@@ -189,7 +197,7 @@ def test_an_unfinished_run_is_resumed_refused_or_started_over_by_its_work_folder
     with pytest.raises(AutoencoderError, match=r"ae\.partial/config\.json: missing"):
         LatentAutoencoder(AutoencoderConfig(source="pretrained", pretrained_path=partial))
     # other settings: refused, naming the folder and what differs; nothing is touched
-    other = AETrainingConfig(architecture=TINY, max_steps=3, lr=1e-3)
+    other = AETrainingConfig(architecture=TINY, crop_size=None, max_steps=3, lr=1e-3)
     with pytest.raises(
         UnfinishedRunError, match=r"ae\.partial: holds an unfinished ltn-train-ae run .*lr: 0\.002 there"
     ):
@@ -216,7 +224,7 @@ def test_a_work_folder_this_program_did_not_write_is_never_touched(tiny_collecti
     theirs = tmp_path / "ae.partial"
     theirs.mkdir()
     (theirs / "notes.txt").write_text("keep me")
-    training = AETrainingConfig(architecture=TINY, max_steps=1)
+    training = AETrainingConfig(architecture=TINY, crop_size=None, max_steps=1)
     for start_over in (False, True):
         with pytest.raises(NotOurFolderError, match=r"ae\.partial: exists and is a folder this program did not write"):
             TrainAutoencoder(
@@ -251,7 +259,9 @@ def test_an_autoencoder_tiny_trains_through_encode_and_decode_and_loads_back(tin
     assert float(kl) == 0.0  # a deterministic latent has no KL term
     assert float(mse) == pytest.approx(float(((vae.decode(vae.encode(x).latents).sample - x) ** 2).mean()), rel=1e-5)
     before = by_hand(vae)
-    config = AETrainingConfig(architecture=tiny, max_steps=60, eval_every_seconds=0.0, lr=5e-3, precision="fp32")
+    config = AETrainingConfig(
+        architecture=tiny, crop_size=None, max_steps=60, eval_every_seconds=0.0, lr=5e-3, precision="fp32"
+    )
     trained, result = train_autoencoder(config, train, held_out)
     assert by_hand(trained) > before + 3 and result.eval_psnr == pytest.approx(by_hand(trained), abs=1e-3)
 
@@ -353,6 +363,7 @@ def test_an_ema_of_decay_zero_is_the_raw_training(tiny_collection):
     def trained(steps, ema_decay=None):
         config = AETrainingConfig(
             architecture=TINY,
+            crop_size=None,
             max_steps=steps,
             batch_size=2,
             eval_every_seconds=0.0,
@@ -371,3 +382,34 @@ def test_an_ema_of_decay_zero_is_the_raw_training(tiny_collection):
     # a real average measures other weights than the raw ones from its second update on
     assert smooth_result.curve[0]["eval_psnr"] == raw_result.curve[0]["eval_psnr"]
     assert smooth_result.curve[1]["eval_psnr"] != raw_result.curve[1]["eval_psnr"]
+
+
+def test_a_crop_larger_than_the_images_is_refused_before_training(tiny_collection, tmp_path):
+    out = tmp_path / "ae"
+    training = AETrainingConfig(architecture=TINY, crop_size=64, max_steps=2)
+    with pytest.raises(
+        InputError, match=r"images are 32x32 px, smaller than the autoencoder training's crop_size of 64"
+    ):
+        TrainAutoencoder(data=tiny_collection, output_dir=out, training=training, device="cpu").main()
+    assert not out.exists() and not (tmp_path / "ae.partial").exists()
+
+
+def test_start_from_fine_tunes_an_autoencoders_own_weights_and_architecture(tiny_collection, tmp_path):
+    first = AETrainingConfig(architecture=TINY, crop_size=None, max_steps=30, lr=5e-3, precision="fp32")
+    train_and_save_autoencoder(first, tiny_collection, tmp_path / "first")
+    # another architecture named: the folder's own is used, and its weights are where training starts
+    still = AETrainingConfig(start_from=tmp_path / "first", crop_size=None, max_steps=1, lr=1e-12, precision="fp32")
+    train_and_save_autoencoder(still, tiny_collection, tmp_path / "still")
+    assert json.loads((tmp_path / "still" / TRAINING_LOG_FILE).read_text())["settings"]["start_from"] == str(
+        tmp_path / "first"
+    )
+    weights = [
+        LatentAutoencoder(AutoencoderConfig(source="pretrained", pretrained_path=tmp_path / name)).vae.state_dict()
+        for name in ("first", "still")
+    ]
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.allclose(weights[0][k].float(), weights[1][k].float(), atol=1e-6) for k in weights[0])
+    fresh = AETrainingConfig(architecture=TINY, crop_size=None, max_steps=1, lr=1e-12, precision="fp32")
+    train_and_save_autoencoder(fresh, tiny_collection, tmp_path / "fresh")
+    other = LatentAutoencoder(AutoencoderConfig(source="pretrained", pretrained_path=tmp_path / "fresh")).vae
+    assert not all(torch.allclose(weights[0][k].float(), v.float(), atol=1e-6) for k, v in other.state_dict().items())

@@ -13,6 +13,7 @@ from latent_triplane_ns.backgrounds import (
     border_pixels,
     check_color,
     disagreements,
+    key_alpha,
     random_palette,
     read_borders,
     scene_colors,
@@ -203,6 +204,7 @@ def test_random_backgrounds_leave_scenes_without_alpha_on_their_border_colour(tm
     kw = dict(num_scenes=2, seed=3, image_size=32, num_train_views=3, num_test_views=1, workers=1, show_progress=False)
     generate_collection(root, backdrop="color", **kw)
     config = make_config("triplane-rgb", root, tmp_path, steps=2, background="random")
+    config.pipeline.datamanager.key_border = False
     pipeline = config.pipeline.setup(device="cpu")
     assert "scene_00000, scene_00001: the views have no alpha, so background random" in capsys.readouterr().out
     ray_bundle, batch = pipeline.datamanager.next_train(0)
@@ -215,3 +217,53 @@ def test_random_backgrounds_leave_scenes_without_alpha_on_their_border_colour(tm
     config = make_config("latent-triplane-small", root, tmp_path, steps=2, background="random", random_colors=0)
     with pytest.raises(InputError, match="random-colors 0: give at least one colour"):
         config.pipeline.setup(device="cpu")
+
+
+def test_key_alpha_keys_out_the_backdrop_connected_to_the_border_by_hand():
+    image = torch.from_numpy(view(BLUE, size=8)[..., :3].astype(np.float32) / 255.0)
+    image[3, 3] = torch.tensor(BLUE)  # a pixel of the backdrop's colour inside the object stays opaque
+    image[0, 0] = torch.tensor(BLUE) + 0.05  # within the tolerance: keyed out
+    alpha = key_alpha(image, torch.tensor(BLUE))[..., 0]
+    expected = torch.zeros(8, 8)
+    expected[2:6, 2:6] = 1.0
+    assert alpha.shape == (8, 8) and torch.equal(alpha, expected)
+    image[2:6, 2] = torch.tensor(BLUE)  # the object's column of the backdrop's colour touches it: keyed out too
+    assert float(key_alpha(image, torch.tensor(BLUE))[2:6, 2].sum()) == 0.0
+
+
+def test_key_border_gives_views_without_alpha_a_random_background_and_leaves_held_out_views_as_they_are(
+    tmp_path, make_config, capsys
+):
+    from latent_triplane_ns.procedural import generate_collection
+
+    root = tmp_path / "blue"
+    kw = dict(num_scenes=2, seed=3, image_size=32, num_train_views=3, num_test_views=1, workers=1, show_progress=False)
+    generate_collection(root, backdrop="color", **kw)
+    config = make_config("triplane-rgb", root, tmp_path, steps=2)
+    assert config.pipeline.datamanager.key_border and config.pipeline.model.background == "random"  # the preset's
+    pipeline = config.pipeline.setup(device="cpu")
+    assert "no alpha" not in capsys.readouterr().out
+    datamanager, model = pipeline.datamanager, pipeline.model
+    borders = datamanager.train_dataset.metadata["scene_borders"]
+    assert borders.keyed.all() and not borders.opaque.any()
+    ray_bundle, batch = datamanager.next_train(0)
+    colors = ray_bundle.metadata["background_color"]
+    scenes = model.scene_of_rays(ray_bundle)
+    dataset = datamanager.train_dataset
+    keyed = []
+    for ray in range(len(colors)):  # each target by hand: the pixel, or the ray's colour where the backdrop is keyed
+        image, y, x = batch["indices"][ray].tolist()
+        rgb = torch.from_numpy(dataset.get_numpy_image(image).astype(np.float32) / 255.0)
+        opaque = key_alpha(rgb, borders.colors[int(scenes[ray])])[y, x]
+        assert torch.allclose(batch["latent"][ray], rgb[y, x] * opaque + colors[ray] * (1.0 - opaque), atol=1e-6)
+        keyed.append(float(opaque) == 0.0)
+    assert any(keyed) and not all(keyed)
+    index = 0  # a held-out view is served as read from disk
+    held_out = datamanager.load_image(datamanager.eval_dataset, index)
+    on_disk = torch.from_numpy(datamanager.eval_dataset.get_numpy_image(index).astype(np.float32) / 255.0)
+    assert torch.equal(held_out, on_disk[: held_out.shape[0], : held_out.shape[1], :3])
+    swept = tmp_path / "gradient"  # a backdrop of many colours is not keyed: the warning says what it needs
+    generate_collection(swept, backdrop="gradient", **kw)
+    pipeline = make_config("triplane-rgb", swept, tmp_path, steps=2).pipeline.setup(device="cpu")
+    assert not pipeline.datamanager.train_dataset.metadata["scene_borders"].keyed.any()
+    assert "the borders of the views are not one colour" in capsys.readouterr().out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from dataclasses import fields
 from importlib import metadata
 from pathlib import Path
@@ -24,6 +25,7 @@ from latent_triplane_ns.benchmark import (
     paper_size_accounting,
     time_to_target,
 )
+from latent_triplane_ns.benchmark.config import METHOD_LABELS
 from latent_triplane_ns.field import MicroMacroTriplanes, TriplaneField
 from latent_triplane_ns.scripts.benchmark import parse
 
@@ -156,6 +158,19 @@ def test_toy_benchmark_on_a_collection_it_did_not_generate(other_collection, tmp
     basis = read_basis_checkpoint(Path(report["one_off"]["basis"]["path"]))
     assert basis.settings.scene_names == ("lamp", "mug")
     assert not (out / "data").exists()  # nothing generated
+    # again, the autoencoder fine-tuned from the first one and no per-scene latent planes: the baseline is reused
+    shutil.copytree(out / "autoencoder", tmp_path / "first-ae")
+    start = ["--autoencoder-training.start-from", str(tmp_path / "first-ae"), "--no-per-scene-latent"]
+    entrypoint([*argv, "--baseline-num-scenes", "1", *start])
+    again = json.loads((out / "benchmark.json").read_text())
+    assert list(again["methods"]) == ["triplane-rgb", "latent-micro-macro"] and again["reused_stages"].keys() == {
+        "generate",
+        "triplane-rgb",
+    }
+    assert again["one_off"]["autoencoder"]["start_from"] == str(tmp_path / "first-ae")
+    assert math.isfinite(again["methods"]["latent-micro-macro"]["final"]["latent_psnr"])
+    table = (out / "benchmark.md").read_text()
+    assert "The autoencoder was fine-tuned from first-ae" in table and METHOD_LABELS["latent-micro"] not in table
 
 
 @pytest.mark.parametrize(

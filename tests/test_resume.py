@@ -137,7 +137,7 @@ def ae_flags(data: Path) -> List[str]:
     return [
         "--data", str(data), "--scene-range", "0", "2", "--device", "cpu",
         "--training.architecture.block-out-channels", "8", "8", "8", "8",
-        "--training.batch-size", "4", "--training.lr", "5e-3", "--training.precision", "fp32",
+        "--training.batch-size", "4", "--training.lr", "5e-3", "--training.precision", "fp32", "--training.crop-size", "None",
         "--training.max-steps", str(AE_STEPS), "--training.max-minutes", "60",
         "--training.eval-every-seconds", "1e6", "--training.checkpoint-every-seconds", "0",
     ]  # fmt: skip

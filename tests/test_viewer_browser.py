@@ -342,6 +342,7 @@ def trained_latent_run(tiny_collection, tmp_path_factory):
     root = tmp_path_factory.mktemp("viewer_latent_run")
     training = AETrainingConfig(
         architecture=CompactAEConfig(block_out_channels=(16, 16, 16, 16)),
+        crop_size=None,
         max_steps=300,
         eval_every_seconds=60.0,
         lr=5e-3,

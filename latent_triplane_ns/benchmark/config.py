@@ -125,6 +125,9 @@ class BenchmarkConfig:
     """Steps of the basis stage's joint phase; None: the basis preset's."""
     basis_decoder_steps: Optional[int] = None
     """Steps of the basis stage's decoder phase; None: the basis preset's."""
+    per_scene_latent: bool = True
+    """Also fit per-scene latent planes (the latent method without a basis), which tells how much of the gain is the
+    latent space and how much the basis; False compares only Micro-Macro with the baseline."""
     latent_method: str = "latent-triplane-small"
     """Registered preset of the latent runs on the new scenes, run with its own schedule under the time budget."""
     latent_ray_steps: Optional[int] = None
@@ -175,6 +178,10 @@ class BenchmarkConfig:
             mine if mine is not None else theirs for mine, theirs in zip(given, (ray, joint, decoder), strict=True)
         )
 
+    def latent_runs(self) -> Tuple[str, ...]:
+        """The latent methods this run compares with the baseline (report keys)."""
+        return ("latent-micro", "latent-micro-macro") if self.per_scene_latent else ("latent-micro-macro",)
+
     def resolved_sizes(self) -> FieldSizes:
         """A copy of the comparison's field sizes (a given basis changes the copy)."""
         return FieldSizes(**vars(self.sizes))
@@ -212,7 +219,7 @@ def _toy() -> BenchmarkConfig:
         num_train_views=6,
         num_test_views=2,
         autoencoder_training=AETrainingConfig(
-            architecture=TOY_AUTOENCODER, batch_size=4, max_minutes=0.03, eval_every_seconds=60.0
+            architecture=TOY_AUTOENCODER, crop_size=None, batch_size=4, max_minutes=0.03, eval_every_seconds=60.0
         ),
         sizes=TOY_SIZES,
         latent_rays_per_batch=64,

@@ -82,7 +82,7 @@ def planned_seconds(config: BenchmarkConfig) -> Dict[str, float]:
 
     baseline = evaluated(min(k, config.baseline_num_scenes or k)) * unit["sample"] * samples * pixels
     plan["triplane-rgb"] = config.rgb_minutes * 60 + unit["process"] + baseline
-    for name in ("latent-micro", "latent-micro-macro"):
+    for name in config.latent_runs():
         encode = unit["encode"] * area * k * config.num_train_views
         plan[name] = config.latent_minutes * 60 + unit["process"] + encode + evaluated(k) * latent_view
     return plan

@@ -38,7 +38,7 @@ def summarize(report: Dict[str, Any], config: BenchmarkConfig) -> None:
         }
     # The other way round, for when a latent method cannot reach the baseline's quality: time to the latent
     # method's own final quality (minus the margin), for it and for the baseline.
-    for name in ("latent-micro", "latent-micro-macro"):
+    for name in config.latent_runs():
         result = methods[name]
         k = len(result["scene_names"])
         level = result["curve"][-1]["psnr"] - config.target_margin_db
@@ -51,7 +51,7 @@ def summarize(report: Dict[str, Any], config: BenchmarkConfig) -> None:
         }
     n = config.memory_target_scenes
     verdicts = {}
-    for name in ("latent-micro", "latent-micro-macro"):
+    for name in config.latent_runs():
         result = methods[name]
         memory_ratio = effective_memory_per_scene(result["parameters"], n) / effective_memory_per_scene(base_counts, n)
         verdicts[name] = {
@@ -76,7 +76,7 @@ def summarize(report: Dict[str, Any], config: BenchmarkConfig) -> None:
 def _limits(report: Dict[str, Any], config: BenchmarkConfig, target: float) -> List[str]:
     """Plain statements of what bounds the figures of this run."""
     methods, notes = report["methods"], []
-    ceiling = methods["latent-micro"].get("curve_autoencoder_psnr")
+    ceiling = methods[config.latent_runs()[0]].get("curve_autoencoder_psnr")
     if ceiling is not None:
         notes.append(
             f"A latent fit decoded by the given decoder cannot exceed the autoencoder's own reconstruction of the "
@@ -86,10 +86,11 @@ def _limits(report: Dict[str, Any], config: BenchmarkConfig, target: float) -> L
     ae = report["one_off"].get("autoencoder", {})
     ae = ae.get("trained", ae)  # a given autoencoder that ltn-train-ae made records its training too
     if "seconds" in ae:
+        start = f"fine-tuned from {Path(ae['start_from']).name}" if ae.get("start_from") else "trained from scratch"
         notes.append(
-            f"The autoencoder was trained from scratch for {_fmt_seconds(ae['seconds'])} on "
-            f"{ae['num_train_images']} images (held-out PSNR {ae['held_out_psnr']:.2f} dB); the paper fine-tunes "
-            "Stable Diffusion's VAE, trained on billions of images."
+            f"The autoencoder was {start} for {_fmt_seconds(ae['seconds'])} on {ae['num_train_images']} images "
+            f"(held-out PSNR {ae['held_out_psnr']:.2f} dB); the paper fine-tunes Stable Diffusion's VAE, trained on "
+            "billions of images."
         )
     basis = report["one_off"].get("basis", {})
     if "seconds" in basis:
@@ -270,7 +271,7 @@ def markdown_report(report: Dict[str, Any]) -> str:
         "At each latent method's own final quality instead (its final PSNR minus the margin; not the target):",
         "",
     ]
-    for name in ("latent-micro", "latent-micro-macro"):
+    for name in [n for n in report["methods"] if "at_own_quality" in report["methods"][n]]:
         q = report["methods"][name]["at_own_quality"]
         lines.append(
             f"- {q['psnr']:.2f} dB: {METHOD_LABELS[name]} {_fmt_seconds(q['per_scene_seconds'])} per scene, "

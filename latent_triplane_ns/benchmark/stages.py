@@ -405,12 +405,13 @@ def given_basis(config: BenchmarkConfig, new_names: Sequence[str], sizes: FieldS
 def compared_runs(
     config: BenchmarkConfig, basis_dir: Path, sizes: FieldSizes
 ) -> Dict[str, Tuple[str, int, float, Dict[str, Any]]]:
-    """Every compared method: (registered method, rays per batch, budget in minutes, model settings)."""
+    """Every compared method: (registered method, rays per batch, budget in minutes, model settings); per-scene latent
+    planes only with `config.per_scene_latent`."""
     from latent_triplane_ns.basis import read_basis_checkpoint
 
     per_scene_only = dict(micro_features=sizes.num_features, macro_features=0, num_basis=0, basis_checkpoint=None)
     schedule = {} if config.latent_ray_steps is None else {"ray_steps": config.latent_ray_steps}
-    return {
+    runs = {
         "triplane-rgb": (
             config.rgb_method,
             config.rgb_rays_per_batch,
@@ -435,6 +436,7 @@ def compared_runs(
             dict(basis_checkpoint=basis_dir.resolve(), shared_training=config.micro_macro_shared, **schedule),
         ),
     }
+    return {name: run for name, run in runs.items() if name == "triplane-rgb" or name in config.latent_runs()}
 
 
 def method_stage(
@@ -463,6 +465,7 @@ def method_stage(
         eval_views_per_scene=config.eval_views_per_scene,
         render_views=config.render_views,
         final_eval=True,
+        final_full_metrics=name != "triplane-rgb",  # the latent methods' latent PSNR too
         progress_file=str(workspace.logs / f"{name}.progress.jsonl"),
         result_file=str(workspace.logs / f"{name}.json"),
         seed=config.seed,
