@@ -46,10 +46,10 @@ class LatentTriplaneAEModelConfig(LatentTriplaneModelConfig):
     """Latent target E(x) of the joint phase: a posterior draw (the paper's) or its mean."""
     enc_loss_mult: float = 1.0
     """Weight of the latent loss MSE(normalised E(x), render) in the joint phase (gradients reach E)."""
-    enc_grad_scale: float = 1.0
-    """Multiplier of the latent loss's gradient that reaches the encoder (the loss's value is unchanged); 0 stops it,
-    so that only the autoencoder loss trains the encoder. The official normaliser takes that loss on tanh(0.02 z),
-    which makes the encoder's share about 4e-4 of a loss on unit-scale latents."""
+    enc_grad_scale: float = 4e-4
+    """Multiplier of the latent loss's gradient that reaches the encoder (the loss's value is unchanged); 1 is the
+    whole gradient, 0 stops it, so that only the autoencoder loss trains the encoder. The default is the official
+    normaliser's share: it takes that loss on tanh(0.02 z), about 0.02^2 of a loss on unit-scale latents."""
     dec_loss_mult: float = 1.0
     """Weight of the decode loss MSE(D(render), x) in the joint phase (gradients reach D and the scene)."""
     ae_loss_mult: float = 0.1

@@ -127,6 +127,36 @@ def test_losses_on_hand_made_tensors(stage1):
     assert float(warm["kl_loss"]) == pytest.approx(kl, rel=1e-5)
 
 
+def test_enc_grad_scale_scales_the_latent_losss_gradient_to_the_encoder_and_not_its_value(stage1):
+    trainer, _ = stage1
+    model = trainer.pipeline.model
+    torch.manual_seed(1)
+    images = torch.rand(2, 32, 32, 3)
+    outputs = {"latent": torch.rand(2, 4, 4, 4) * 0.2 + 0.4, "scene_index": torch.tensor([[0.0], [1.0]])}
+    encoder = model.autoencoder_parts()["encoder"]
+    saved = model.config.enc_grad_scale, [param.requires_grad for param in encoder]
+    values, grads = {}, {}
+    try:
+        for scale in (1.0, 0.25, 0.0):
+            model.config.enc_grad_scale = scale
+            for param in encoder:
+                param.requires_grad_(True)
+                param.grad = None
+            loss = model.joint_loss_dict(outputs, {"image": images})["enc_loss"]
+            if loss.requires_grad:  # stopped, and the render a constant here: nothing to differentiate
+                loss.backward()
+            values[scale] = float(loss)
+            grads[scale] = torch.cat([torch.zeros(0) if p.grad is None else p.grad.view(-1) for p in encoder])
+    finally:
+        model.config.enc_grad_scale = saved[0]
+        for param, trains in zip(encoder, saved[1], strict=True):
+            param.requires_grad_(trains)
+            param.grad = None
+    assert values[0.25] == pytest.approx(values[1.0], rel=1e-6) and values[0.0] == pytest.approx(values[1.0], rel=1e-6)
+    assert float(grads[1.0].abs().sum()) > 0 and len(grads[0.0]) == 0  # stopped: no gradient reaches the encoder
+    assert torch.allclose(grads[0.25], 0.25 * grads[1.0], rtol=1e-4, atol=1e-10)
+
+
 def test_basis_checkpoint_is_portable_and_reproduces_a_training_scene(stage1, tiny_collection, tmp_path):
     trainer, _ = stage1
     basis_dir = trainer.base_dir / "basis"
