@@ -445,10 +445,15 @@ def images_fingerprint(*image_sets: Tensor) -> str:
     return digest.hexdigest()[:16]
 
 
+def settings_json(config: AETrainingConfig) -> Dict[str, Any]:
+    """The settings as plain JSON types (a path as its text), as the training log and the resume marker keep them."""
+    return json.loads(json.dumps(asdict(config), default=str))
+
+
 def run_identity(config: AETrainingConfig, train_images: Tensor, eval_images: Tensor) -> Dict[str, Any]:
     """What must be the same for a rerun to resume an unfinished run: every setting but the budgets and cadences
     (`RESUMABLE_CHANGES`), and the training and held-out images."""
-    settings = json.loads(json.dumps(asdict(config), default=str))
+    settings = settings_json(config)
     return {
         "settings": {k: v for k, v in settings.items() if k not in RESUMABLE_CHANGES},
         "images": {
@@ -702,7 +707,7 @@ def train_and_save_autoencoder(
         "seconds": result.seconds,
         "resumed": result.resumed,
         "parameters": sum(p.numel() for p in vae.parameters()),
-        "settings": json.loads(json.dumps(asdict(config), default=str)),
+        "settings": settings_json(config),
         "curve": result.curve,
     }
     save_trained_autoencoder(vae, output_dir, latent_statistics(vae, train), log)

@@ -169,8 +169,7 @@ def disagreements(
                 "--pipeline.model.background border (each scene's border colour) or learned, or give the colour with "
                 "--pipeline.model.background color --pipeline.model.background-color R G B"
             )
-    keyed = borders.keyed if borders.keyed is not None else torch.zeros_like(borders.opaque)
-    patchy = (borders.opaque | keyed) & (borders.uniform < UNIFORM_SHARE)
+    patchy = borders.opaque & (borders.uniform < UNIFORM_SHARE)  # never keyed: keying needs a one-colour border
     if patchy.any() and not borders.masked:
         lines.append(
             f"{named(patchy)}: the borders of the views are not one colour (a cluttered background): a background "

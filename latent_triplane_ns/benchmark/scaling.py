@@ -1,6 +1,7 @@
 """How training cost grows with the collection: the field's step at N scenes, real stage-2 runs at several N,
-scene-parallel ranks against threads, memory per scene, and the cost of each kind of training step. Every figure is measured in this process or in child commands it starts, one
-at a time; nothing else should run on the machine meanwhile."""
+scene-parallel ranks against threads, memory per scene, and the cost of each kind of training step. Every figure is
+measured in this process or in child commands it starts, one at a time; nothing else should run on the machine
+meanwhile."""
 
 from __future__ import annotations
 
