@@ -158,10 +158,11 @@ def test_toy_benchmark_on_a_collection_it_did_not_generate(other_collection, tmp
     basis = read_basis_checkpoint(Path(report["one_off"]["basis"]["path"]))
     assert basis.settings.scene_names == ("lamp", "mug")
     assert not (out / "data").exists()  # nothing generated
-    # again, the autoencoder fine-tuned from the first one and no per-scene latent planes: the baseline is reused
+    # again, the autoencoder fine-tuned from the first one, no per-scene latent planes, and Micro-Macro also on the
+    # first new scene alone (K = 1) with the same time per scene: the baseline is reused
     shutil.copytree(out / "autoencoder", tmp_path / "first-ae")
     start = ["--autoencoder-training.start-from", str(tmp_path / "first-ae"), "--no-per-scene-latent"]
-    entrypoint([*argv, "--baseline-num-scenes", "1", *start])
+    entrypoint([*argv, "--baseline-num-scenes", "1", *start, "--sweep-new-scenes", "1"])
     again = json.loads((out / "benchmark.json").read_text())
     assert list(again["methods"]) == ["triplane-rgb", "latent-micro-macro"] and again["reused_stages"].keys() == {
         "generate",
@@ -171,6 +172,16 @@ def test_toy_benchmark_on_a_collection_it_did_not_generate(other_collection, tmp
     assert math.isfinite(again["methods"]["latent-micro-macro"]["final"]["latent_psnr"])
     table = (out / "benchmark.md").read_text()
     assert "The autoencoder was fine-tuned from first-ae" in table and METHOD_LABELS["latent-micro"] not in table
+    (alone,) = again["sweep"]["latent-micro-macro"].values()
+    assert alone["scene_names"] == ["teapot"] and math.isfinite(alone["final"]["psnr"])
+    job = json.loads((out / "logs" / "latent-micro-macro-k1.job.json").read_text())
+    assert job["budget_seconds"] == pytest.approx(0.03 * 60 / 2)  # half the scenes, half the time
+    if alone["time_to_target_seconds"] is not None:
+        assert alone["per_scene_time_to_target_seconds"] == pytest.approx(alone["time_to_target_seconds"])
+    sweep_table = table.split("Per-scene time to target against K")[1].split("\n\n")[1]
+    rows = [line for line in sweep_table.splitlines() if line.startswith(f"| {METHOD_LABELS['latent-micro-macro']} | ")]
+    assert [row.split(" | ")[1] for row in rows] == ["1", "2"]
+    assert (out / "time_vs_k.png").stat().st_size > 0
 
 
 @pytest.mark.parametrize(
@@ -180,6 +191,8 @@ def test_toy_benchmark_on_a_collection_it_did_not_generate(other_collection, tmp
         (["--new-scenes", "teapot", "bowl"], r"scene\(s\) \['bowl'\] are not scenes of this collection"),
         (["--basis-scenes", "lamp"], "1 basis scene\\(s\\), too few for a basis of 2 plane sets"),
         (["--baseline-num-scenes", "3"], "--baseline-num-scenes 3: triplane-rgb fits a part of the 2 new scenes"),
+        (["--sweep-new-scenes", "1", "2"], "--sweep-new-scenes 1 2: each K runs .* the 2 new scenes; give distinct"),
+        (["--sweep-new-scenes", "1", "1"], "give distinct values from 1 to 1"),
         (
             ["--num-new-scenes", "3"],
             "--num-new-scenes 3 asked, but the collection holds 4 scenes and 2 of them are basis",

@@ -105,6 +105,10 @@ class BenchmarkConfig:
     """Scenes [0, N) of the collection: the autoencoder and the basis are trained on them."""
     num_new_scenes: int = 5
     """K: scenes [N, N + K), never seen by the autoencoder or the basis, fitted jointly by every method."""
+    sweep_new_scenes: Tuple[int, ...] = ()
+    """Smaller K at which the latent methods are also run, each on the first K of the new scenes with the same
+    training time per scene (latent_minutes x K / num_new_scenes); the report gives per-scene time to target against
+    K, which shows the shared decoder's adaptation amortised over more scenes. Empty: the num_new_scenes run only."""
     baseline_num_scenes: Optional[int] = None
     """How many of the new scenes (the first ones) triplane-rgb fits, whose time per scene does not depend on how
     many scenes share its run; None: all K. Times per scene are each method's time over its own scenes."""

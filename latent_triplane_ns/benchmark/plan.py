@@ -82,7 +82,20 @@ def planned_seconds(config: BenchmarkConfig) -> Dict[str, float]:
 
     baseline = evaluated(min(k, config.baseline_num_scenes or k)) * unit["sample"] * samples * pixels
     plan["triplane-rgb"] = config.rgb_minutes * 60 + unit["process"] + baseline
+
+    def latent(scenes: int) -> float:  # a latent run on `scenes` of the new scenes, the same time per scene
+        encode = unit["encode"] * area * scenes * config.num_train_views
+        minutes = config.latent_minutes * scenes / k
+        return minutes * 60 + unit["process"] + encode + evaluated(scenes) * latent_view
+
     for name in config.latent_runs():
-        encode = unit["encode"] * area * k * config.num_train_views
-        plan[name] = config.latent_minutes * 60 + unit["process"] + encode + evaluated(k) * latent_view
+        plan[name] = latent(k)
+    for fewer in sorted(config.sweep_new_scenes):
+        for name in config.latent_runs():
+            plan[sweep_stage(name, fewer)] = latent(fewer)
     return plan
+
+
+def sweep_stage(method: str, num_scenes: int) -> str:
+    """The stage (and run folder) of a latent method's run on the first `num_scenes` new scenes of the K sweep."""
+    return f"{method}-k{num_scenes}"

@@ -22,13 +22,14 @@ def summarize(report: Dict[str, Any], config: BenchmarkConfig) -> None:
     base_time = time_to_target(baseline["curve"], target)
     base_per_scene = None if base_time is None else base_time / base_k
     scene_counts = sorted(set(config.scene_counts) | {config.memory_target_scenes})
-    for result in methods.values():
+    for result in [*methods.values(), *(r for runs in report.get("sweep", {}).values() for r in runs.values())]:
         k = len(result["scene_names"])  # each method's time per scene is over its own scenes
         t = time_to_target(result["curve"], target)
         result["time_to_target_seconds"] = t
         result["per_scene_time_to_target_seconds"] = None if t is None else t / k
         result["time_ratio"] = None if t is None or not base_per_scene else (t / k) / base_per_scene
         result["data_prep_seconds_per_scene"] = result["data_prep_seconds"] / k
+    for result in methods.values():
         result["effective_memory_bytes"] = {
             str(n): effective_memory_per_scene(result["parameters"], n) for n in scene_counts
         }
@@ -173,6 +174,40 @@ def baseline_note(report: Dict[str, Any]) -> List[str]:
     ]
 
 
+def by_k(report: Dict[str, Any]) -> Dict[str, List[Dict[str, Any]]]:
+    """Each latent method's runs of the K sweep and its run on every new scene, fewest scenes first."""
+    return {
+        name: sorted([*runs.values(), report["methods"][name]], key=lambda r: len(r["scene_names"]))
+        for name, runs in report.get("sweep", {}).items()
+    }
+
+
+def k_sweep_lines(report: Dict[str, Any]) -> List[str]:
+    """The table of per-scene time to target against K (none without a sweep)."""
+    runs = by_k(report)
+    if not runs:
+        return []
+    baseline = report["methods"]["triplane-rgb"]
+    lines = [
+        "",
+        "Per-scene time to target against K (the latent methods on the first K new scenes, each with the same "
+        f"training time per scene; triplane-rgb: {_fmt_seconds(baseline['per_scene_time_to_target_seconds'])} per "
+        f"scene on {len(baseline['scene_names'])}):",
+        "",
+        "| method | K | training time per scene | final PSNR (dB) | time to target per scene | ratio |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, results in runs.items():
+        for r in results:
+            k = len(r["scene_names"])
+            lines.append(
+                f"| {METHOD_LABELS[name]}{_reused(r)} | {k} | {_fmt_seconds(r['train_seconds'] / k)} "
+                f"| {r['final']['psnr']:.2f} | {_fmt_seconds(r['per_scene_time_to_target_seconds'])} "
+                f"| {_fmt_ratio(r['time_ratio'])} |"
+            )
+    return lines + ["", "![per-scene time to target against K](time_vs_k.png)"]
+
+
 def markdown_report(report: Dict[str, Any]) -> str:
     """The markdown table and notes of a summarised report."""
     settings, targets, machine = report["settings"], report["targets"], report["machine"]
@@ -207,6 +242,7 @@ def markdown_report(report: Dict[str, Any]) -> str:
             f"| {_fmt_bytes(r['effective_memory_bytes'][n])} | {_fmt_ratio(r['effective_memory_ratio'][n])} "
             f"| {peak_text} | {r['rays_per_second']:,.0f} | {fps} |"
         )
+    lines += k_sweep_lines(report)
     lines += ["", "Effective memory per scene (per-scene parameters + shared parameters / N):", ""]
     counts = list(report["methods"]["triplane-rgb"]["effective_memory_bytes"])
     lines.append("| method | " + " | ".join(f"N={c}" for c in counts) + " |")
@@ -341,7 +377,8 @@ def _legible_log_axis(ax, which: str) -> None:
 
 
 def write_plots(report: Dict[str, Any], output_dir: Path) -> List[Path]:
-    """psnr_vs_time.png (held-out PSNR and SSIM against training time per scene) and memory_per_scene.png."""
+    """psnr_vs_time.png (held-out PSNR and SSIM against training time per scene), memory_per_scene.png and, with a
+    K sweep, time_vs_k.png."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -392,12 +429,51 @@ def write_plots(report: Dict[str, Any], output_dir: Path) -> List[Path]:
     figure.tight_layout()
     memory_path = output_dir / "memory_per_scene.png"
     figure.savefig(memory_path)
-    return [psnr_path, memory_path]
+    return [psnr_path, memory_path, *write_k_plot(report, output_dir)]
 
 
-def write_outputs(report: Dict[str, Any], output_dir: Path) -> None:
-    """benchmark.json, benchmark.md and the two plots."""
+def write_k_plot(report: Dict[str, Any], output_dir: Path) -> List[Path]:
+    """time_vs_k.png: each latent method's per-scene time to target against K, the baseline's as a line (none
+    without a sweep; a run that missed the target has no point)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    runs = by_k(report)
+    if not runs:
+        return []
+    figure = Figure(figsize=(6.5, 4.2), dpi=110)
+    FigureCanvasAgg(figure)
+    ax = figure.subplots()
+    counts = sorted({len(r["scene_names"]) for results in runs.values() for r in results})
+    for name, results in runs.items():
+        reached = [r for r in results if r["per_scene_time_to_target_seconds"] is not None]
+        ax.plot(
+            [len(r["scene_names"]) for r in reached],
+            [r["per_scene_time_to_target_seconds"] for r in reached],
+            marker="o",
+            label=METHOD_LABELS[name],
+        )
+    base = report["methods"]["triplane-rgb"]["per_scene_time_to_target_seconds"]
+    if base is not None:
+        ax.axhline(base, color="gray", linestyle="--", linewidth=1, label=METHOD_LABELS["triplane-rgb"])
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(counts[0] / 1.3, counts[-1] * 1.3)
+    ax.set_xlabel("new scenes fitted jointly (K)")
+    ax.set_ylabel("time to target per scene (s)")
+    ax.grid(True, which="both", alpha=0.3)
+    _legible_log_axis(ax, "x")
+    _legible_log_axis(ax, "y")
+    ax.legend(fontsize=8)
+    figure.tight_layout()
+    path = output_dir / "time_vs_k.png"
+    figure.savefig(path)
+    return [path]
+
+
+def write_outputs(report: Dict[str, Any], output_dir: Path) -> List[Path]:
+    """benchmark.json, benchmark.md and the plots; returns their paths."""
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "benchmark.json").write_text(json.dumps(report, indent=2))
     (output_dir / "benchmark.md").write_text(markdown_report(report))
-    write_plots(report, output_dir)
+    return [output_dir / "benchmark.json", output_dir / "benchmark.md", *write_plots(report, output_dir)]

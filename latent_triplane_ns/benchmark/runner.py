@@ -8,13 +8,13 @@ import time
 from dataclasses import asdict, replace
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 import torch
 
 from latent_triplane_ns.autoencoder import AutoencoderConfig
 from latent_triplane_ns.benchmark.config import BenchmarkConfig
-from latent_triplane_ns.benchmark.plan import planned_seconds
+from latent_triplane_ns.benchmark.plan import planned_seconds, sweep_stage
 from latent_triplane_ns.benchmark.progress import StageProgress
 from latent_triplane_ns.benchmark.report import markdown_report, summarize, write_outputs
 from latent_triplane_ns.benchmark.resume import StageRecords
@@ -178,27 +178,34 @@ def run_benchmark(config: BenchmarkConfig, show_progress: bool = True) -> Dict[s
             )
             one_off["basis"] = figures(record, "basis")
             basis_dir, basis_id = Path(record["figures"]["path"]), record["id"]
-        for name, run in compared_runs(config, basis_dir, sizes).items():
-            scenes = baseline_names if name == "triplane-rgb" else new_names
+
+        def fit(stage: str, run, scenes, settings: BenchmarkConfig, basis: Optional[str]) -> Dict[str, Any]:
             record = records.run(
-                name,
-                method_key(config, workspace, run, scenes, sizes, None if name == "triplane-rgb" else basis_id),
-                lambda name=name, run=run, scenes=scenes: method_stage(
-                    config, workspace, name, run, scenes, sizes, progress
-                ),
-                leftover=run_folder(workspace, name, run[0]),
+                stage,
+                method_key(settings, workspace, run, scenes, sizes, basis),
+                lambda: method_stage(settings, workspace, stage, run, scenes, sizes, progress),
+                leftover=run_folder(workspace, stage, run[0]),
                 restart_reason="a timed run cannot be continued cleanly (its training clock, curve, memory peak and "
                 "learning-rate horizon belong to one process), so it starts again",
             )
-            report["methods"][name] = figures(record, name)
+            return figures(record, stage)
+
+        for name, run in compared_runs(config, basis_dir, sizes).items():
+            if name == "triplane-rgb":
+                report["methods"][name] = fit(name, run, baseline_names, config, None)
+            else:
+                report["methods"][name] = fit(name, run, new_names, config, basis_id)
+        for k in sorted(config.sweep_new_scenes):
+            fewer = replace(config, latent_minutes=config.latent_minutes * k / len(new_names))
+            for name in config.latent_runs():
+                run = compared_runs(fewer, basis_dir, sizes)[name]
+                sweep = report.setdefault("sweep", {}).setdefault(name, {})
+                sweep[str(k)] = fit(sweep_stage(name, k), run, new_names[:k], fewer, basis_id)
     report["wall_seconds"] = time.perf_counter() - wall_start
     report["reused_stages"] = records.reused
     report["sizes_used"] = asdict(sizes)
     summarize(report, config)
-    write_outputs(report, out)
+    written = write_outputs(report, out)
     console.print(markdown_report(report), markup=False, highlight=False, soft_wrap=True)
-    console.print(
-        f"Wrote {out / 'benchmark.json'}, {out / 'benchmark.md'}, {out / 'psnr_vs_time.png'}, "
-        f"{out / 'memory_per_scene.png'} in {report['wall_seconds'] / 60:.1f} min"
-    )
+    console.print(f"Wrote {', '.join(map(str, written))} in {report['wall_seconds'] / 60:.1f} min")
     return report

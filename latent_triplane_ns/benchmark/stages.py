@@ -108,7 +108,7 @@ def choose_scenes(config: BenchmarkConfig, workspace: Workspace) -> Tuple[List[s
         )
     if not new:
         raise CollectionError(f"{data}: no new scenes left to fit ({len(present)} scenes, {len(basis)} for the basis)")
-    check_baseline_scenes(config, len(new))
+    check_subsets(config, len(new))
     if config.new_scenes is None and len(new) < k:
         raise CollectionError(
             f"{data}: --num-new-scenes {k} asked, but the collection holds {len(present)} scenes and {len(basis)} of "
@@ -117,12 +117,18 @@ def choose_scenes(config: BenchmarkConfig, workspace: Workspace) -> Tuple[List[s
     return basis, new, 0.0
 
 
-def check_baseline_scenes(config: BenchmarkConfig, num_new: int) -> None:
-    """Refuses a baseline subset that is not a part of the new scenes."""
+def check_subsets(config: BenchmarkConfig, num_new: int) -> None:
+    """Refuses a baseline subset, or a K of the sweep, that is not a part of the `num_new` new scenes."""
     b = config.baseline_num_scenes
     if b is not None and not 1 <= b <= num_new:
         raise InputError(
             f"--baseline-num-scenes {b}: triplane-rgb fits a part of the {num_new} new scenes; give 1 to {num_new}"
+        )
+    sweep = config.sweep_new_scenes
+    if any(not 1 <= k < num_new for k in sweep) or len(set(sweep)) < len(sweep):
+        raise InputError(
+            f"--sweep-new-scenes {' '.join(map(str, sweep))}: each K runs the latent methods on the first K of the "
+            f"{num_new} new scenes; give distinct values from 1 to {num_new - 1}"
         )
 
 
@@ -139,7 +145,7 @@ def generate_scenes(config: BenchmarkConfig, workspace: Workspace) -> Tuple[List
         num_test_views=config.num_test_views,
         show_progress=False,
     )
-    check_baseline_scenes(config, config.num_new_scenes)
+    check_subsets(config, config.num_new_scenes)
     basis_names: List[str] = []
     if config.basis is None:
         summary = generate_collection(workspace.data, num_scenes=config.num_basis_scenes, **common)
