@@ -89,6 +89,11 @@ class LatentTriplaneAEModel(LatentTriplaneModel):
         super().populate_modules()
         if self.autoencoder.vae is None:
             raise InputError("latent-triplane-ae trains an autoencoder: autoencoder.source cannot be 'identity'")
+        if self.config.ray_steps_per_scene:
+            raise InputError(
+                "latent-triplane-ae counts its phases in steps: give the fit phase's length as ray_steps "
+                "(ray_steps_per_scene must be 0)"
+            )
 
     @property
     def warmup_steps(self) -> int:

@@ -104,6 +104,11 @@ class LatentTriplaneModelConfig(ModelConfig):
     image), as IG-AE does; the scenes' planes and the autoencoder's decoder, shared by every scene, learn from it
     together with the latent and TV losses. None: ray steps only, and the decoder stays as the basis checkpoint or
     the autoencoder folder gives it."""
+    ray_steps_per_scene: int = 0
+    """Ray steps added to `ray_steps` for every scene of the run: the decoder steps begin at step ray_steps +
+    ray_steps_per_scene x scenes, so that each scene gets as many ray steps however many scenes share the run (a
+    scene-parallel run counts the scenes of its largest shard, so that its ranks switch at the same step). 0:
+    `ray_steps` alone."""
     decoder_views_per_step: int = 4
     """Training views rendered and decoded per decoder step."""
     decoder_patch_size: Optional[int] = 16
@@ -330,9 +335,18 @@ class LatentTriplaneModel(Model):
         """Whether some step of the run may be a decoder step (`ray_steps` set): the decoder then trains."""
         return self.config.ray_steps is not None
 
+    @property
+    def first_decoder_step(self) -> Optional[int]:
+        """The step the decoder steps begin at: `ray_steps` plus `ray_steps_per_scene` for each of the model's scenes;
+        None without decoder steps."""
+        config = self.config
+        if config.ray_steps is None:
+            return None
+        return config.ray_steps + config.ray_steps_per_scene * len(self.scene_names)
+
     def is_decoder_step(self, step: int) -> bool:
         """Whether training step `step` is a decoder step (rendered views decoded) rather than a ray step."""
-        return self.config.ray_steps is not None and step >= self.config.ray_steps
+        return self.first_decoder_step is not None and step >= self.first_decoder_step
 
     PER_SCENE_GROUPS = ("micro_planes", "basis_weights", "backgrounds")
     """Parameter groups that hold one row per scene (never shared between ranks); every other group is shared."""

@@ -90,19 +90,20 @@ latent_triplane = MethodSpecification(
     description="Micro-Macro Tri-Planes learned in an autoencoder's latent space, many scenes in one run.",
 )
 
-# Sized for a 2-core CPU: smaller planes and fewer samples; 100 ray steps bring the fit near its plateau, the
-# decoder steps after them train the planes and the shared decoder on decoded 16x16 latent windows.
+# Sized for a 2-core CPU: smaller planes and fewer samples; 20 ray steps per scene bring the fit near its plateau,
+# the decoder steps after them train the planes and the shared decoder on decoded 16x16 latent windows.
 latent_triplane_small = MethodSpecification(
     config=_trainer(
         "latent-triplane-small",
         LatentPipelineConfig(
             datamanager=LatentDataManagerConfig(train_num_rays_per_batch=1024, eval_num_rays_per_batch=1024),
-            model=LatentTriplaneModelConfig(**CPU_FIELD, ray_steps=100),
+            model=LatentTriplaneModelConfig(**CPU_FIELD, ray_steps=0, ray_steps_per_scene=20),
         ),
         max_steps=600,
         lr=1e-2,
     ),
-    description="latent-triplane sized for a CPU: 32x32 planes, M=8, 24+24 samples, 100 ray steps then decoder steps.",
+    description="latent-triplane sized for a CPU: 32x32 planes, M=8, 24+24 samples, 20 ray steps per scene then decoder "
+    "steps.",
 )
 
 # The paper's RGB baseline: the same field, sampler, renderer and MLP on RGB rays at full resolution, 32 per-scene

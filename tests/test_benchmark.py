@@ -280,9 +280,11 @@ def test_a_method_is_rerun_when_its_schedule_of_decoder_steps_changes_and_only_t
         return method_key(config, workspace, (method, 1024, 5.0, settings), ["a", "b"], sizes, basis=None)
 
     # the preset's schedule is part of the key: a run made under another preset is not reused
-    assert key("latent-triplane-small")["schedule"] == {"ray_steps": 100, "decoder_patch_size": 16}
+    preset = {"ray_steps": 0, "ray_steps_per_scene": 20, "decoder_patch_size": 16}
+    assert key("latent-triplane-small")["schedule"] == preset
     assert key("latent-triplane-small", ray_steps=50)["schedule"]["ray_steps"] == 50
     assert key("latent-triplane-small") != key("latent-triplane-small", ray_steps=50)
+    assert key("latent-triplane-small") != key("latent-triplane-small", ray_steps_per_scene=10)
     assert key("triplane-rgb")["schedule"]["ray_steps"] is None
 
 

@@ -85,6 +85,19 @@ def finish(process: subprocess.Popen) -> tuple[int, str]:
     return process.returncode, output
 
 
+def test_every_rank_switches_to_decoder_steps_at_the_step_of_the_largest_shard(tiny_collection, tmp_path):
+    from latent_triplane_ns.distributed.launch import rank_config
+
+    # 3 scenes on 2 ranks: shards of 2 and 1; 4 + 5 per scene of the largest shard = 14 ray steps on both ranks
+    config = reduced_config("latent-triplane-small", tiny_collection, tmp_path, scene_range=(0, 3), ray_steps=4)
+    config.pipeline.model.ray_steps_per_scene = 5
+    layout = ShardLayout(("scene_00000", "scene_00001", "scene_00002"), 2)
+    for rank in (0, 1):
+        model = rank_config(config, layout, rank).pipeline.model
+        assert (model.ray_steps, model.ray_steps_per_scene) == (14, 0)
+    assert (config.pipeline.model.ray_steps, config.pipeline.model.ray_steps_per_scene) == (4, 5)  # not changed
+
+
 def test_layout_gives_each_rank_a_contiguous_shard_and_refuses_what_cannot_be_split(tmp_path):
     layout = ShardLayout(tuple(f"s{i}" for i in range(5)), 2)
     assert layout.ranges == [(0, 3), (3, 5)]  # the first S % W ranks hold one scene more

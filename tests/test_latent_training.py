@@ -17,8 +17,10 @@ from latent_triplane_ns.basis import BasisCheckpointError, read_basis_checkpoint
 
 @pytest.fixture(scope="module")
 def trained(tiny_collection, tmp_path_factory):
-    """A 2-scene latent-triplane-small run, trained in nerfstudio's Trainer."""
-    config = reduced_config("latent-triplane-small", tiny_collection, tmp_path_factory.mktemp("runs"), steps=60)
+    """A 2-scene latent-triplane-small run of ray steps only, trained in nerfstudio's Trainer."""
+    config = reduced_config(
+        "latent-triplane-small", tiny_collection, tmp_path_factory.mktemp("runs"), steps=60, ray_steps=None
+    )
     trainer = config.setup(local_rank=0, world_size=1)
     config.save_config()
     trainer.setup()
@@ -151,7 +153,8 @@ def test_decoder_steps_fine_tune_the_shared_decoder_on_rendered_views(trained, t
         steps=40,
         scene_range=(2, 4),
         basis_checkpoint=basis_dir,
-        ray_steps=15,  # 15 ray steps, then 25 decoder steps
+        ray_steps=5,  # 5 + 5 per scene of the 2: 15 ray steps, then 25 decoder steps
+        ray_steps_per_scene=5,
         decoder_views_per_step=2,
         decoder_patch_size=patch,  # 2: windows of 2 x 2 of the 4 x 4 latent pixels
         decoder_ae_loss_mult=0.1,  # its loss runs through the encoder, which must not move

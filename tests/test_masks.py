@@ -77,7 +77,9 @@ def test_masks_on_the_latent_grid_by_hand():
 def test_masks_reach_the_batches_of_ray_and_decoder_steps(masked_collection, tmp_path):
     outputs = parse(masked_collection)
     assert len(outputs.mask_filenames) == len(outputs.image_filenames)
-    config = reduced_config("latent-triplane-small", masked_collection, tmp_path, steps=2, ray_steps=1)
+    config = reduced_config(
+        "latent-triplane-small", masked_collection, tmp_path, steps=2, ray_steps=1, ray_steps_per_scene=0
+    )
     pipeline = config.pipeline.setup(device="cpu")
     datamanager = pipeline.datamanager
     f = datamanager.autoencoder.downsample_factor

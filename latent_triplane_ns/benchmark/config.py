@@ -135,7 +135,8 @@ class BenchmarkConfig:
     latent_method: str = "latent-triplane-small"
     """Registered preset of the latent runs on the new scenes, run with its own schedule under the time budget."""
     latent_ray_steps: Optional[int] = None
-    """Ray steps of the latent runs before their decoder steps; None: the latent preset's."""
+    """Ray steps of the latent runs before their decoder steps, however many scenes they fit; None: the latent
+    preset's (its ray_steps plus its ray_steps_per_scene for each scene)."""
     rgb_method: str = "triplane-rgb"
     """Registered preset of the baseline: learning rate and schedule; its field gets the same sizes."""
     sizes: FieldSizes = field(default_factory=lambda: FieldSizes.of_method("latent-triplane-small"))

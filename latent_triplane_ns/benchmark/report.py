@@ -105,7 +105,8 @@ def _limits(report: Dict[str, Any], config: BenchmarkConfig, target: float) -> L
         patch = latent.decoder_patch_size
         views = "whole rendered views" if patch is None else f"rendered windows of {patch}x{patch} latent pixels"
         notes.append(
-            f"After {latent.ray_steps} ray steps, the latent methods' training steps are decoder steps "
+            f"After {_ray_steps(latent.ray_steps, latent.ray_steps_per_scene, config.latent_ray_steps)}, the latent "
+            "methods' training steps are decoder steps "
             f"({config.latent_method}'s schedule): they fine-tune the planes and the shared decoder on {views}, "
             "MSE(D(render), image); they count in the training time."
         )
@@ -120,6 +121,13 @@ def _limits(report: Dict[str, Any], config: BenchmarkConfig, target: float) -> L
         "image once) is reported separately."
     )
     return notes
+
+
+def _ray_steps(steps: int, per_scene: int, given: Optional[int]) -> str:
+    """The latent runs' ray steps before their decoder steps, in words."""
+    if given is not None or not per_scene:
+        return f"{steps if given is None else given} ray steps"
+    return f"{per_scene} ray steps per scene" + (f" plus {steps}" if steps else "")
 
 
 def _reused(figures: Dict[str, Any]) -> str:

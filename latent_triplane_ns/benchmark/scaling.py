@@ -280,7 +280,7 @@ def step_seconds(
         for param in pipeline.model.autoencoder_parts()["decoder"]:
             param.requires_grad_(id(param) in keep)
     autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if variant == "bf16" else contextlib.nullcontext
-    first = m.ray_steps if decoder else 0
+    first = pipeline.model.first_decoder_step if decoder else 0
     times = []
     for i in range(warmup + steps):
         start = time.perf_counter()

@@ -225,7 +225,10 @@ def method_key(
     None for the RGB baseline), the evaluation and render schedule, the device."""
     method, rays, minutes, settings = run
     model = preset_config(method).pipeline.model
-    schedule = {key: settings.get(key, getattr(model, key)) for key in ("ray_steps", "decoder_patch_size")}
+    schedule = {
+        key: settings.get(key, getattr(model, key))
+        for key in ("ray_steps", "ray_steps_per_scene", "decoder_patch_size")
+    }
     return {
         **data_key(config, workspace),
         "scenes": list(new_names),
@@ -416,7 +419,8 @@ def compared_runs(
     from latent_triplane_ns.basis import read_basis_checkpoint
 
     per_scene_only = dict(micro_features=sizes.num_features, macro_features=0, num_basis=0, basis_checkpoint=None)
-    schedule = {} if config.latent_ray_steps is None else {"ray_steps": config.latent_ray_steps}
+    given = config.latent_ray_steps
+    schedule = {} if given is None else {"ray_steps": given, "ray_steps_per_scene": 0}
     runs = {
         "triplane-rgb": (
             config.rgb_method,
