@@ -426,18 +426,31 @@ def write_plots(report: Dict[str, Any], output_dir: Path) -> List[Path]:
         values = [r["effective_memory_bytes"][str(c)] / scale for c in counts]
         ax.plot(counts, values, marker="o", label=METHOD_LABELS[name])
     ax.axvline(report["targets"]["memory_target_scenes"], color="gray", linestyle="--", linewidth=1)
+    memory_path = output_dir / "memory_per_scene.png"
+    _save_log_log(
+        figure,
+        ax,
+        "scenes sharing the autoencoder / basis / MLP (N)",
+        f"effective memory per scene ({unit})",
+        memory_path,
+    )
+    return [psnr_path, memory_path, *write_k_plot(report, output_dir)]
+
+
+def _save_log_log(figure, ax, xlabel: str, ylabel: str, path: Path, xlim: Optional[tuple] = None) -> None:
+    """Both axes of `ax` log-scaled and legible, labelled, gridded, with a legend; the figure saved to `path`."""
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel("scenes sharing the autoencoder / basis / MLP (N)")
-    ax.set_ylabel(f"effective memory per scene ({unit})")
+    if xlim is not None:
+        ax.set_xlim(*xlim)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.grid(True, which="both", alpha=0.3)
     _legible_log_axis(ax, "x")
     _legible_log_axis(ax, "y")
     ax.legend(fontsize=8)
     figure.tight_layout()
-    memory_path = output_dir / "memory_per_scene.png"
-    figure.savefig(memory_path)
-    return [psnr_path, memory_path, *write_k_plot(report, output_dir)]
+    figure.savefig(path)
 
 
 def write_k_plot(report: Dict[str, Any], output_dir: Path) -> List[Path]:
@@ -464,18 +477,9 @@ def write_k_plot(report: Dict[str, Any], output_dir: Path) -> List[Path]:
     base = report["methods"]["triplane-rgb"]["per_scene_time_to_target_seconds"]
     if base is not None:
         ax.axhline(base, color="gray", linestyle="--", linewidth=1, label=METHOD_LABELS["triplane-rgb"])
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlim(counts[0] / 1.3, counts[-1] * 1.3)
-    ax.set_xlabel("new scenes fitted jointly (K)")
-    ax.set_ylabel("time to target per scene (s)")
-    ax.grid(True, which="both", alpha=0.3)
-    _legible_log_axis(ax, "x")
-    _legible_log_axis(ax, "y")
-    ax.legend(fontsize=8)
-    figure.tight_layout()
     path = output_dir / "time_vs_k.png"
-    figure.savefig(path)
+    limits = (counts[0] / 1.3, counts[-1] * 1.3)
+    _save_log_log(figure, ax, "new scenes fitted jointly (K)", "time to target per scene (s)", path, limits)
     return [path]
 
 
