@@ -98,12 +98,12 @@ class LatentTriplaneModelConfig(ModelConfig):
     gradients compute what one process holding all their scenes would. (The paper sums 1e-4 x TV over its batch;
     1e-3 averaged over a batch of 10 scenes is the same.)"""
     ray_steps: Optional[int] = None
-    """Training steps that fit the scenes to the cached latents by rays before the decoder steps begin. From this step
-    to the end of the run every step is a decoder step: `decoder_views_per_step` training views (or windows of them:
-    `decoder_patch_size`) are rendered at latent resolution, decoded, and compared with their images, MSE(D(render),
-    image), as IG-AE does; the scenes' planes and the autoencoder's decoder, shared by every scene, learn from it
-    together with the latent and TV losses. None: ray steps only, and the decoder stays as the basis checkpoint or
-    the autoencoder folder gives it."""
+    """Training steps that fit the scenes to the cached latents by rays before the decoder steps begin, plus
+    `ray_steps_per_scene` for each scene. From that step to the end of the run every step is a decoder step:
+    `decoder_views_per_step` training views (or windows of them: `decoder_patch_size`) are rendered at latent
+    resolution, decoded, and compared with their images, MSE(D(render), image), as IG-AE does; the scenes' planes and
+    the autoencoder's decoder, shared by every scene, learn from it together with the latent and TV losses. None: ray
+    steps only, and the decoder stays as the basis checkpoint or the autoencoder folder gives it."""
     ray_steps_per_scene: int = 0
     """Ray steps added to `ray_steps` for every scene of the run: the decoder steps begin at step ray_steps +
     ray_steps_per_scene x scenes, so that each scene gets as many ray steps however many scenes share the run (a
