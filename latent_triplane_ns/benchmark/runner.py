@@ -197,10 +197,10 @@ def run_benchmark(config: BenchmarkConfig, show_progress: bool = True) -> Dict[s
                 report["methods"][name] = fit(name, run, new_names, config, basis_id)
         for k in sorted(config.sweep_new_scenes):
             fewer = replace(config, latent_minutes=config.latent_minutes * k / len(new_names))
+            runs = compared_runs(fewer, basis_dir, sizes)
             for name in config.latent_runs():
-                run = compared_runs(fewer, basis_dir, sizes)[name]
                 sweep = report.setdefault("sweep", {}).setdefault(name, {})
-                sweep[str(k)] = fit(sweep_stage(name, k), run, new_names[:k], fewer, basis_id)
+                sweep[str(k)] = fit(sweep_stage(name, k), runs[name], new_names[:k], fewer, basis_id)
     report["wall_seconds"] = time.perf_counter() - wall_start
     report["reused_stages"] = records.reused
     report["sizes_used"] = asdict(sizes)
