@@ -11,7 +11,7 @@ import time
 import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Literal, Optional, Tuple
+from typing import Any, Callable, Dict, List, Literal, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -583,6 +583,35 @@ def load_collection_images(
     return images[..., :height, :width]
 
 
+def load_collections_images(
+    collections: Sequence, split: Literal["train", "test"], scene_range: Optional[Tuple[int, int]], multiple_of: int
+) -> Float[Tensor, "N 3 H W"]:
+    """`load_collection_images` of several collections (of one image size), one after the other.
+
+    Args:
+        collections: scene-collection folders or collection dataparser configs, at least one.
+        split: which images.
+        scene_range: [start, stop) of the sorted scene folders of each folder; all when None.
+        multiple_of: the autoencoder's downsampling factor.
+    """
+    if not collections:
+        raise InputError("no collection given to learn the autoencoder from")
+    parts = [load_collection_images(data, split, scene_range, multiple_of) for data in collections]
+    for data, images in zip(collections[1:], parts[1:], strict=True):
+        if images.shape[-2:] != parts[0].shape[-2:]:
+            raise InputError(
+                f"{collection_name(data)}: its {split} images are {images.shape[-2]}x{images.shape[-1]} px, those of "
+                f"{collection_name(collections[0])} {parts[0].shape[-2]}x{parts[0].shape[-1]} px: an autoencoder "
+                "learns from collections of one image size"
+            )
+    return torch.cat(parts)
+
+
+def collection_name(data) -> str:
+    """The folder a collection (a folder, or a collection dataparser config) reads."""
+    return str(getattr(data, "data", data))
+
+
 def check_crop(crop_size: Optional[int], images: Tensor, data: str) -> None:
     """Refuses a training crop larger than the images (N, 3, H, W) of the collection `data`, before training."""
     height, width = images.shape[-2:]
@@ -606,7 +635,15 @@ def training_summary(log: Dict[str, Any]) -> Dict[str, Any]:
         "data": log.get("data"),
         "resumed": log.get("resumed", []),
         "start_from": log.get("settings", {}).get("start_from"),
+        "start_from_training": log.get("start_from_training"),
     }
+
+
+def one_off_seconds(summary: Dict[str, Any]) -> float:
+    """Training seconds of a `training_summary` plus those of the autoencoders it was fine-tuned from, in turn (as
+    far as their logs are known): the whole one-off cost of the weights."""
+    earlier = summary.get("start_from_training")
+    return summary["seconds"] + (one_off_seconds(earlier) if earlier else 0.0)
 
 
 def read_training_summary(folder: Path) -> Optional[Dict[str, Any]]:
@@ -624,9 +661,16 @@ def read_training_summary(folder: Path) -> Optional[Dict[str, Any]]:
 def describe_training(summary: Dict[str, Any]) -> str:
     """One line of a `training_summary`: what the autoencoder cost, once, and what it reached."""
     data = f" of {summary['data']}" if summary.get("data") else ""
+    earlier = summary.get("start_from_training")
+    start = (
+        f", fine-tuned from {Path(summary['start_from']).name} (itself {describe_training(earlier)}): "
+        f"{one_off_seconds(summary) / 60:.1f} min in all"
+        if earlier
+        else ""
+    )
     return (
         f"trained by ltn-train-ae for {summary['seconds'] / 60:.1f} min ({summary['steps']:,} steps) on "
-        f"{summary['num_train_images']:,} images{data}, {summary['parameters']:,} parameters, held-out "
+        f"{summary['num_train_images']:,} images{data}{start}, {summary['parameters']:,} parameters, held-out "
         f"reconstruction PSNR {summary['held_out_psnr']:.2f} dB"
     )
 
@@ -646,7 +690,8 @@ def train_and_save_autoencoder(
     start_over: bool = False,
     on_message: Optional[Callable[[str], None]] = None,
 ) -> Dict[str, object]:
-    """Trains the compact autoencoder on a collection's training images (held-out images pick the best weights),
+    """Trains the compact autoencoder on the training images of one collection or several (held-out images pick the
+    best weights),
     writes it to `output_dir` with its latent statistics and training log, and returns the log.
 
     While it trains, checkpoints go to the work folder `<output_dir>.partial` (`work_folder`); a rerun with the same
@@ -655,9 +700,10 @@ def train_and_save_autoencoder(
 
     Args:
         config: the recipe and budget.
-        data: the collection: a scene-collection folder, or a collection dataparser config.
+        data: the collection: a scene-collection folder, or a collection dataparser config; or a list of them, of
+            one image size (several families, say), whose images are learnt together.
         output_dir: where the autoencoder folder is written (`save_trained_autoencoder`).
-        scene_range: [start, stop) of the sorted scene folders to use; all when None.
+        scene_range: [start, stop) of the sorted scene folders of each collection to use; all when None.
         device: torch device.
         on_progress: called with every training record; `eval_psnr` always holds the latest held-out PSNR, and
             `evaluated` is 1 for the records of a step that measured it.
@@ -666,15 +712,17 @@ def train_and_save_autoencoder(
     """
     output_dir = Path(output_dir)
     check_replaceable(output_dir, TRAINING_LOG_FILE)  # before the training, not after it
-    vae = None
+    vae, earlier = None, None
     if config.start_from is not None:
         from latent_triplane_ns.shipped import resolve_autoencoder_folder
 
         vae = load_pretrained_vae(resolve_autoencoder_folder(config.start_from))
+        earlier = read_training_summary(resolve_autoencoder_folder(config.start_from))
     factor = config.architecture.downsample_factor if vae is None else vae_downsample_factor(vae)
-    train = load_collection_images(data, "train", scene_range, factor)
-    held_out = load_collection_images(data, "test", scene_range, factor)
-    source = str(getattr(data, "data", data))
+    collections = list(data) if isinstance(data, (list, tuple)) else [data]
+    train = load_collections_images(collections, "train", scene_range, factor)
+    held_out = load_collections_images(collections, "test", scene_range, factor)
+    source = " + ".join(collection_name(c) for c in collections)
     check_crop(config.crop_size, train, source)
     checkpoints = TrainingCheckpoints(work_folder(output_dir), run_identity(config, train, held_out), source)
     state = checkpoints.open(start_over)
@@ -694,8 +742,12 @@ def train_and_save_autoencoder(
     vae, result = train_autoencoder(
         config, train, held_out, device, on_progress=relay, vae=vae, resume=state, save_checkpoint=checkpoints.save
     )
+    if on_message is not None:
+        on_message(
+            f"autoencoder trained: measuring its reconstruction ({len(held_out)} held-out views) and latent statistics"
+        )
     log = {
-        "data": Path(source).name,
+        "data": " + ".join(Path(collection_name(c)).name for c in collections),
         "scene_range": list(scene_range) if scene_range is not None else None,
         "num_train_images": int(train.shape[0]),
         "num_eval_images": int(held_out.shape[0]),
@@ -708,8 +760,11 @@ def train_and_save_autoencoder(
         "resumed": result.resumed,
         "parameters": sum(p.numel() for p in vae.parameters()),
         "settings": settings_json(config),
+        "start_from_training": earlier,
         "curve": result.curve,
     }
-    save_trained_autoencoder(vae, output_dir, latent_statistics(vae, train), log)
+    # per-channel mean and spread: a thousand training images, evenly spread, fix them as well as all of them do
+    stats = latent_statistics(vae, train[:: max(1, train.shape[0] // 1000)])
+    save_trained_autoencoder(vae, output_dir, stats, log)
     checkpoints.discard()  # only once the finished folder is in place
     return log

@@ -14,6 +14,7 @@ import torch
 import yaml
 from nerfstudio.engine.trainer import Trainer
 from nerfstudio.utils.decorators import check_main_thread
+from nerfstudio.utils.rich_utils import CONSOLE
 
 from latent_triplane_ns.atomic import atomic_file
 from latent_triplane_ns.errors import InputError
@@ -92,6 +93,7 @@ class LatentTrainer(Trainer):
         if hasattr(model, "restore_record"):
             self.config.pipeline.model.restore = model.restore_record()
             self.save_run_config()
+        self._warn_of_a_run_without_decoder_steps(total)
         if self._start_step > 0:  # resumed: train up to the run's total, not that many steps more
             if self._start_step >= total:
                 raise CheckpointError(
@@ -120,6 +122,19 @@ class LatentTrainer(Trainer):
         write_checkpoint(Path(self.checkpoint_dir) / name, state)
         if self.config.save_only_latest_checkpoint:
             remove_other_checkpoints(self.checkpoint_dir, name)
+
+    def _warn_of_a_run_without_decoder_steps(self, total: int) -> None:
+        """A preset whose ray steps grow with the number of scenes may leave a run of many scenes no decoder step
+        within --max-num-iterations: said once, with the step count that would reach them."""
+        first = getattr(self.pipeline.model, "first_decoder_step", None)
+        if first is None or first < total or self.local_rank != 0:
+            return
+        scenes = len(self.pipeline.model.scene_names)
+        CONSOLE.print(
+            f"[bold yellow]Warning:[/bold yellow] this run of {scenes} scene(s) makes ray steps only: its decoder "
+            f"steps would begin at step {first} (ray_steps plus ray_steps_per_scene for each scene), and "
+            f"--max-num-iterations is {total}. Give --max-num-iterations above {first} for decoder steps."
+        )
 
     def save_run_config(self) -> None:
         """Writes config.yml again, now with the `restore` record (nerfstudio's `save_config`)."""

@@ -13,14 +13,24 @@ from latent_triplane_ns.ae_training import (
     TRAINING_LOG_FILE,
     AETrainingConfig,
     autoencoder_losses,
+    describe_training,
     learning_rate,
     load_collection_images,
+    load_collections_images,
+    one_off_seconds,
+    read_training_summary,
     reconstruction_psnr,
     train_and_save_autoencoder,
     train_autoencoder,
 )
 from latent_triplane_ns.atomic import NotOurFolderError
-from latent_triplane_ns.autoencoder import LATENT_STATS_FILE, AutoencoderConfig, CompactAEConfig, LatentAutoencoder
+from latent_triplane_ns.autoencoder import (
+    LATENT_STATS_FILE,
+    AutoencoderConfig,
+    CompactAEConfig,
+    LatentAutoencoder,
+    load_pretrained_vae,
+)
 from latent_triplane_ns.errors import InputError
 from latent_triplane_ns.scripts.train_ae import TrainAutoencoder
 
@@ -71,7 +81,7 @@ def test_training_raises_held_out_psnr_and_keeps_the_best(tiny_collection):
 def test_cli_writes_a_loadable_autoencoder_with_its_statistics(tiny_collection, tmp_path):
     out = tmp_path / "ae"
     TrainAutoencoder(
-        data=tiny_collection,
+        data=(tiny_collection,),
         output_dir=out,
         training=AETrainingConfig(architecture=TINY, crop_size=None, max_steps=5),
         device="cpu",
@@ -89,10 +99,10 @@ def test_cli_writes_a_loadable_autoencoder_with_its_statistics(tiny_collection, 
 def test_cli_replaces_its_own_folder_but_never_someone_elses(tiny_collection, tmp_path):
     training = AETrainingConfig(architecture=TINY, crop_size=None, max_steps=2)
     out = tmp_path / "ae"
-    TrainAutoencoder(data=tiny_collection, output_dir=out, training=training, device="cpu").main()
+    TrainAutoencoder(data=(tiny_collection,), output_dir=out, training=training, device="cpu").main()
     first = (out / "diffusion_pytorch_model.safetensors").read_bytes()
     training.seed = 1
-    TrainAutoencoder(data=tiny_collection, output_dir=out, training=training, device="cpu").main()
+    TrainAutoencoder(data=(tiny_collection,), output_dir=out, training=training, device="cpu").main()
     assert (out / "diffusion_pytorch_model.safetensors").read_bytes() != first  # an earlier autoencoder: replaced
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ae"]  # no temporary or old folder left beside it
 
@@ -100,7 +110,7 @@ def test_cli_replaces_its_own_folder_but_never_someone_elses(tiny_collection, tm
     (theirs / "run").mkdir(parents=True)
     (theirs / "run" / "notes.txt").write_text("keep me")
     with pytest.raises(NotOurFolderError, match="refusing to replace it"):
-        TrainAutoencoder(data=tiny_collection, output_dir=theirs, training=training, device="cpu").main()
+        TrainAutoencoder(data=(tiny_collection,), output_dir=theirs, training=training, device="cpu").main()
     assert (theirs / "run" / "notes.txt").read_text() == "keep me"
 
 
@@ -125,6 +135,74 @@ def test_the_learning_rate_decays_with_whichever_budget_runs_out_first(tiny_coll
     assert len(rates) > 10 and max(rates) > 0.3e-3 and rates[-1] < 0.25 * max(rates)
 
 
+def test_several_collections_are_learnt_together_and_must_share_one_image_size(tiny_collection, tmp_path):
+    from latent_triplane_ns.procedural import generate_collection
+
+    furniture = tmp_path / "furniture"
+    generate_collection(
+        furniture,
+        family="furniture",
+        num_scenes=2,
+        seed=3,
+        image_size=32,
+        num_train_views=3,
+        num_test_views=1,
+        workers=1,
+        show_progress=False,
+    )
+    out = tmp_path / "ae"
+    training = AETrainingConfig(architecture=TINY, crop_size=None, max_steps=2)
+    TrainAutoencoder(data=(tiny_collection, furniture), output_dir=out, training=training, device="cpu").main()
+    log = json.loads((out / TRAINING_LOG_FILE).read_text())
+    # 4 cars x 6 views + 2 pieces of furniture x 3 views; 4 x 2 + 2 x 1 held out
+    assert (log["num_train_images"], log["num_eval_images"]) == (30, 10)
+    assert log["data"] == "cars + furniture"
+    both = load_collections_images([tiny_collection, furniture], "test", None, 1)
+    assert torch.equal(both[8:], load_collection_images(furniture, "test"))  # in the order given
+
+    larger = tmp_path / "larger"
+    generate_collection(larger, num_scenes=1, image_size=40, num_train_views=2, num_test_views=1, show_progress=False)
+    with pytest.raises(InputError, match=r"larger: its train images are 40x40 px, those of .*cars 32x32 px"):
+        TrainAutoencoder(data=(tiny_collection, larger), output_dir=tmp_path / "ae2", training=training).main()
+    assert not (tmp_path / "ae2").exists()
+
+
+def test_ltn_eval_ae_reports_each_collections_held_out_reconstruction(tiny_collection, tmp_path):
+    from latent_triplane_ns.procedural import generate_collection
+    from latent_triplane_ns.scripts.eval_ae import EvalAutoencoder
+
+    toys = tmp_path / "toys"
+    generate_collection(
+        toys,
+        family="toys",
+        num_scenes=2,
+        seed=3,
+        image_size=32,
+        num_train_views=2,
+        num_test_views=3,
+        workers=1,
+        show_progress=False,
+    )
+    out = tmp_path / "ae"
+    TrainAutoencoder(
+        data=(tiny_collection,),
+        output_dir=out,
+        training=AETrainingConfig(architecture=TINY, crop_size=None, max_steps=3),
+    ).main()
+    report = tmp_path / "eval" / "reconstruction.json"
+    rows = EvalAutoencoder(data=(tiny_collection, toys), autoencoder=out, output=report).main()
+    vae = load_pretrained_vae(out)
+    by_hand = [
+        held_out_psnr_by_hand(vae, load_collection_images(tiny_collection, "test")),
+        held_out_psnr_by_hand(vae, load_collection_images(toys, "test")),
+    ]
+    assert [row["views"] for row in rows] == [8, 6]
+    assert [row["psnr"] for row in rows] == pytest.approx(by_hand, abs=1e-3)
+    # the views it learnt from: the same figure its training log recorded for the weights it kept
+    assert rows[0]["psnr"] == pytest.approx(json.loads((out / TRAINING_LOG_FILE).read_text())["eval_psnr"], abs=1e-3)
+    assert json.loads(report.read_text())["rows"] == rows
+
+
 def test_images_whose_sides_are_not_multiples_of_the_factor_are_cropped(tmp_path):
     from latent_triplane_ns.procedural import generate_collection
 
@@ -132,7 +210,7 @@ def test_images_whose_sides_are_not_multiples_of_the_factor_are_cropped(tmp_path
     generate_collection(odd, num_scenes=1, image_size=36, num_train_views=2, num_test_views=1, show_progress=False)
     out = tmp_path / "ae"
     training = AETrainingConfig(architecture=TINY, crop_size=None, max_steps=2)
-    TrainAutoencoder(data=odd, output_dir=out, training=training, device="cpu").main()  # 36 px: cropped to 32
+    TrainAutoencoder(data=(odd,), output_dir=out, training=training, device="cpu").main()  # 36 px: cropped to 32
     assert json.loads((out / TRAINING_LOG_FILE).read_text())["steps"] == 2
     full = load_collection_images(odd, "train")
     cropped = load_collection_images(odd, "train", multiple_of=8)
@@ -201,13 +279,14 @@ def test_an_unfinished_run_is_resumed_refused_or_started_over_by_its_work_folder
     with pytest.raises(
         UnfinishedRunError, match=r"ae\.partial: holds an unfinished ltn-train-ae run .*lr: 0\.002 there"
     ):
-        TrainAutoencoder(data=tiny_collection, output_dir=out, training=other, device="cpu").main()
+        TrainAutoencoder(data=(tiny_collection,), output_dir=out, training=other, device="cpu").main()
     assert (partial / CHECKPOINT_FILE).is_file() and not out.exists()
     # the same settings (a longer budget is allowed): resumed from step 2, and the work folder goes once it is done
     lines = []
     training.max_steps = 4
     log = train_and_save_autoencoder(training, tiny_collection, out, on_message=lines.append)
-    assert len(lines) == 1 and lines[0].startswith("autoencoder resumed from step 2 (")
+    assert len(lines) == 2 and lines[0].startswith("autoencoder resumed from step 2 (")
+    assert lines[1] == "autoencoder trained: measuring its reconstruction (8 held-out views) and latent statistics"
     assert lines[0].endswith(f"s of training) of the unfinished run in {partial}")
     assert log["steps"] == 4 and [r["step"] for r in log["resumed"]] == [2]
     assert json.loads((out / TRAINING_LOG_FILE).read_text())["resumed"][0]["step"] == 2
@@ -215,7 +294,7 @@ def test_an_unfinished_run_is_resumed_refused_or_started_over_by_its_work_folder
     # other settings with --start-over: the unfinished run is discarded and training starts from step 0
     with pytest.raises(RuntimeError, match="killed"):
         train_and_save_autoencoder(training, tiny_collection, out, on_progress=stop_after_two)
-    TrainAutoencoder(data=tiny_collection, output_dir=out, training=other, device="cpu", start_over=True).main()
+    TrainAutoencoder(data=(tiny_collection,), output_dir=out, training=other, device="cpu", start_over=True).main()
     assert json.loads((out / TRAINING_LOG_FILE).read_text())["resumed"] == [] and not partial.exists()
 
 
@@ -228,7 +307,7 @@ def test_a_work_folder_this_program_did_not_write_is_never_touched(tiny_collecti
     for start_over in (False, True):
         with pytest.raises(NotOurFolderError, match=r"ae\.partial: exists and is a folder this program did not write"):
             TrainAutoencoder(
-                data=tiny_collection, output_dir=out, training=training, device="cpu", start_over=start_over
+                data=(tiny_collection,), output_dir=out, training=training, device="cpu", start_over=start_over
             ).main()
     assert (theirs / "notes.txt").read_text() == "keep me" and not out.exists()
 
@@ -390,7 +469,7 @@ def test_a_crop_larger_than_the_images_is_refused_before_training(tiny_collectio
     with pytest.raises(
         InputError, match=r"images are 32x32 px, smaller than the autoencoder training's crop_size of 64"
     ):
-        TrainAutoencoder(data=tiny_collection, output_dir=out, training=training, device="cpu").main()
+        TrainAutoencoder(data=(tiny_collection,), output_dir=out, training=training, device="cpu").main()
     assert not out.exists() and not (tmp_path / "ae.partial").exists()
 
 
@@ -409,7 +488,16 @@ def test_start_from_fine_tunes_an_autoencoders_own_weights_and_architecture(tiny
     ]
     assert weights[0].keys() == weights[1].keys()
     assert all(torch.allclose(weights[0][k].float(), weights[1][k].float(), atol=1e-6) for k in weights[0])
+    # the one-off cost of the weights counts the training they started from
+    first_log = json.loads((tmp_path / "first" / TRAINING_LOG_FILE).read_text())
+    summary = read_training_summary(tmp_path / "still")
+    assert summary["start_from_training"]["steps"] == 30 and summary["steps"] == 1
+    assert one_off_seconds(summary) == pytest.approx(first_log["seconds"] + summary["seconds"])
+    line = describe_training(summary)
+    assert f"fine-tuned from first (itself trained by ltn-train-ae for {first_log['seconds'] / 60:.1f} min (30 " in line
+    assert f"{(first_log['seconds'] + summary['seconds']) / 60:.1f} min in all" in line
     fresh = AETrainingConfig(architecture=TINY, crop_size=None, max_steps=1, lr=1e-12, precision="fp32")
     train_and_save_autoencoder(fresh, tiny_collection, tmp_path / "fresh")
+    assert read_training_summary(tmp_path / "fresh")["start_from_training"] is None
     other = LatentAutoencoder(AutoencoderConfig(source="pretrained", pretrained_path=tmp_path / "fresh")).vae
     assert not all(torch.allclose(weights[0][k].float(), v.float(), atol=1e-6) for k, v in other.state_dict().items())

@@ -192,6 +192,27 @@ def test_decoder_steps_fine_tune_the_shared_decoder_on_rendered_views(trained, t
     assert all(torch.equal(loaded[k], end[k]) for k in decoder_keys)
 
 
+def test_a_run_too_short_for_its_decoder_steps_is_told_so(trained, tiny_collection, tmp_path, capsys):
+    trainer, _, _ = trained
+    said = {}
+    for steps in (40, 41):  # 2 scenes x 20 ray steps: decoder steps from step 40, the 41st step of a run
+        config = reduced_config(
+            "latent-triplane-small",
+            tiny_collection,
+            tmp_path / str(steps),
+            steps=steps,
+            scene_range=(2, 4),
+            basis_checkpoint=trainer.base_dir / "basis",
+            ray_steps=0,
+            ray_steps_per_scene=20,
+        )
+        config.setup(local_rank=0, world_size=1).setup()
+        said[steps] = " ".join(capsys.readouterr().out.split())
+    assert "this run of 2 scene(s) makes ray steps only: its decoder steps would begin at step 40" in said[40]
+    assert "--max-num-iterations is 40. Give --max-num-iterations above 40" in said[40]
+    assert "ray steps only" not in said[41]
+
+
 def test_decoder_steps_need_an_autoencoder(tiny_collection, tmp_path):
     from latent_triplane_ns.errors import InputError
 

@@ -1,5 +1,5 @@
-"""Tests for the procedural generator (cars, and furniture as the second family), its cameras and renderer, and the
-atomic scene writers."""
+"""Tests for the procedural generator (cars, and furniture, toys and kitchen objects as the other families), its
+cameras and renderer, and the atomic scene writers."""
 
 import dataclasses
 import json
@@ -368,3 +368,81 @@ def test_toys_generate_deterministically_from_their_seed_and_differ_from_the_oth
         assert not np.concatenate([alpha[0], alpha[-1], alpha[:, 0], alpha[:, -1]]).any()
         assert 0.02 < (alpha > 0).mean() < 0.6
         assert (image[alpha > 0][:, :3] < 1.0).any(axis=-1).mean() > 0.9
+
+
+# The fourth family: kitchen objects (evaluation only)
+
+
+def test_kitchen_objects_fit_the_box_vary_and_are_centred():
+    from latent_triplane_ns.procedural import kitchen, toys
+
+    assert kitchen._STREAM not in (1, 2, furniture._STREAM, toys._STREAM)  # its own random numbers
+    drawn = [kitchen.sample_kitchen(0, k) for k in range(200)]
+    for item in drawn:
+        prims = kitchen.kitchen_primitives(item)
+        assert all(np.all(np.less(p.lo, p.hi)) for p in prims)  # no part turned inside out
+        lo = np.min([p.lo for p in prims], axis=0)
+        hi = np.max([p.hi for p in prims], axis=0)
+        assert lo.min() >= -0.9 and hi.max() <= 0.9  # the cars' scene box
+        np.testing.assert_allclose(lo + hi, 0.0, atol=1e-9)  # its bounding box centred at the origin
+        assert hi[2] - lo[2] >= item.height - 1e-3  # its height or more (a knob adds to it)
+        assert {p.kind for p in prims} <= {"box", "cylinder", "sphere"} and len(prims) >= 3
+        patterned = {p.pattern for p in prims} - {None}
+        assert patterned == ({item.pattern} if item.pattern else set())
+        if item.kind in ("mug", "teapot"):  # a handle sticks out on one side
+            assert (hi - lo)[:2].max() > 2 * item.radius + 0.1
+    assert {t.kind for t in drawn} == set(kitchen.KITCHEN_KINDS)
+    assert {t.pattern for t in drawn} == {None, "stripes", "checker"}
+    assert {t.count for t in drawn if t.kind == "vase"} == {1, 2, 3}
+    assert {t.handle for t in drawn if t.kind in ("mug", "teapot")} == {"boxes", "bar"}
+    assert {t.round_body for t in drawn if t.kind == "teapot"} == {True, False}
+    assert len({t.main_color for t in drawn}) == 200
+    assert all(kitchen.sample_kitchen(1, k).main_color != drawn[k].main_color for k in range(20))
+    # Glazes and glass rather than the toys' plastics: never as saturated and bright as the brightest toys.
+    saturation = [(max(c) - min(c)) / max(c) for t in drawn for c in (t.main_color, t.second_color)]
+    toy_saturation = [(max(c) - min(c)) / max(c) for c in (toys.sample_toy(0, k).main_color for k in range(200))]
+    assert max(saturation) <= 0.8 + 1e-9 < max(toy_saturation)
+    assert np.mean(saturation) < np.mean(toy_saturation)
+
+
+def test_kitchen_generates_deterministically_from_its_seed_and_differs_from_the_other_families():
+    a = procedural.render_scene(1, 3, 24, 2, 1, family="kitchen")
+    b = procedural.render_scene(1, 3, 24, 2, 1, family="kitchen")
+    assert a.train.images.tobytes() == b.train.images.tobytes() and a.test.images.tobytes() == b.test.images.tobytes()
+    assert a.info == b.info and a.info["family"] == "kitchen"
+    assert a.info["parameters"]["kind"] in ("mug", "bottle", "vase", "teapot", "jar")
+    json.dumps(a.info)  # written to scene.json
+    for other in ("cars", "furniture", "toys"):
+        assert (
+            a.train.images[..., 3] != procedural.render_scene(1, 3, 24, 2, 1, family=other).train.images[..., 3]
+        ).mean() > 0.02
+    assert not np.array_equal(a.train.images, procedural.render_scene(2, 3, 24, 2, 1, family="kitchen").train.images)
+    intr = procedural.camera_intrinsics(32)
+    for index in range(8):  # every object in view, on a transparent background, and not white
+        _, prims = procedural.sample_object("kitchen", 2, index)
+        image = procedural.render_view(prims, procedural.heldout_poses(2, index, 1)[0], intr)
+        alpha = image[..., 3]
+        assert not np.concatenate([alpha[0], alpha[-1], alpha[:, 0], alpha[:, -1]]).any()
+        assert 0.02 < (alpha > 0).mean() < 0.6
+        assert (image[alpha > 0][:, :3] < 1.0).any(axis=-1).mean() > 0.9
+
+
+def test_ltn_generate_writes_a_kitchen_collection(tmp_path):
+    import tyro
+
+    from latent_triplane_ns.scripts.generate import GenerateConfig
+
+    assert "kitchen" in procedural.FAMILIES
+    args = ["--family", "kitchen", "--output", str(tmp_path / "k"), "--num-scenes", "2", "--seed", "5"]
+    args += ["--image-size", "16", "--num-train-views", "1", "--num-test-views", "1", "--workers", "1"]
+    tyro.cli(GenerateConfig, args=args).main()
+    collection = json.loads((tmp_path / "k" / "collection.json").read_text())
+    assert (collection["family"], collection["seed"]) == ("kitchen", 5)
+    for index in range(2):
+        info = json.loads((tmp_path / "k" / scene_io.scene_name(index) / "scene.json").read_text())
+        assert info["family"] == "kitchen" and info["index"] == index
+        assert info["parameters"] == json.loads(json.dumps(dataclasses.asdict(procedural.sample_kitchen(5, index))))
+    with pytest.raises(CollectionError, match="family 'kitchen' instead of 'toys'"):
+        procedural.generate_collection(
+            tmp_path / "k", 2, seed=5, image_size=16, num_train_views=1, num_test_views=1, family="toys", workers=1
+        )

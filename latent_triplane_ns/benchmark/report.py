@@ -88,6 +88,8 @@ def _limits(report: Dict[str, Any], config: BenchmarkConfig, target: float) -> L
     ae = ae.get("trained", ae)  # a given autoencoder that ltn-train-ae made records its training too
     if "seconds" in ae:
         start = f"fine-tuned from {Path(ae['start_from']).name}" if ae.get("start_from") else "trained from scratch"
+        if ae.get("start_from_training"):
+            start += f" (after {_fmt_seconds(ae['start_from_training']['seconds'])} of training of its own)"
         notes.append(
             f"The autoencoder was {start} for {_fmt_seconds(ae['seconds'])} on {ae['num_train_images']} images "
             f"(held-out PSNR {ae['held_out_psnr']:.2f} dB); the paper fine-tunes Stable Diffusion's VAE, trained on "

@@ -28,7 +28,7 @@ class ProceduralCarsDataParserConfig(DataParserConfig):
     stools in 2 to 3 colours with wood grain, stripes or checks, in the same scene box and cameras: a second family
     for measuring generalisation honestly. Evaluate on it, or train on it only under a seed that no evaluated scene
     uses (scene k of a seed has the same camera poses in every family). toys: robots, rockets, snowmen and stacking
-    towers, a third family."""
+    towers, a third family. kitchen: mugs, bottles, vases, teapots and jars, a fourth, for evaluation only."""
     num_scenes: int = 10
     """Number of scenes."""
     first_scene: int = 0

@@ -1,5 +1,5 @@
-"""Deterministic procedural objects (cars, furniture as a second family and toys as a third), their cameras, an
-analytic ray caster, and collection writing."""
+"""Deterministic procedural objects (cars, furniture as a second family, toys as a third and kitchen objects as a
+fourth), their cameras, an analytic ray caster, and collection writing."""
 
 from latent_triplane_ns.procedural.cameras import (
     CAMERA_RADIUS,
@@ -28,6 +28,7 @@ from latent_triplane_ns.procedural.collection import (
 )
 from latent_triplane_ns.procedural.families import DEFAULT_FAMILY, FAMILIES, Family, sample_object
 from latent_triplane_ns.procedural.furniture import FurnitureParameters, furniture_primitives, sample_furniture
+from latent_triplane_ns.procedural.kitchen import KitchenParameters, kitchen_primitives, sample_kitchen
 from latent_triplane_ns.procedural.primitives import Primitive, shade
 from latent_triplane_ns.procedural.raycast import SUPERSAMPLE, render_view
 from latent_triplane_ns.procedural.toys import ToyParameters, sample_toy, toy_primitives
@@ -47,6 +48,7 @@ __all__ = [
     "GenerationSummary",
     "Intrinsics",
     "KeyPoint",
+    "KitchenParameters",
     "Primitive",
     "ToyParameters",
     "camera_intrinsics",
@@ -55,12 +57,14 @@ __all__ = [
     "furniture_primitives",
     "generate_collection",
     "heldout_poses",
+    "kitchen_primitives",
     "look_at_poses",
     "project_points",
     "render_scene",
     "render_view",
     "sample_car",
     "sample_furniture",
+    "sample_kitchen",
     "sample_object",
     "shade",
     "sample_toy",

@@ -181,7 +181,7 @@ def generate_collection(
         fmt: "blender" (``transforms_*.json``) or "srn" (``rgb/``, ``pose/``, ``intrinsics.txt``).
         workers: processes rendering scenes in parallel; None uses one per CPU core.
         show_progress: show a progress bar with ETA.
-        family: "cars", "furniture" or "toys" (see ``families.py``); recorded in ``collection.json`` and every
+        family: "cars", "furniture", "toys" or "kitchen" (see ``families.py``); recorded in ``collection.json`` and every
             ``scene.json``, so a folder of one family is refused for another.
         backdrop: "alpha" (views with alpha, RGBA PNGs), or views without alpha (JPGs in blender format, RGB PNGs
             in SRN) over a backdrop of each scene's own colours: "color" (one colour) or "gradient" (a vertical

@@ -1,4 +1,5 @@
-"""ltn-generate: writes a procedural collection of cars, furniture or toys (blender or SRN layout) to a folder."""
+"""ltn-generate: writes a procedural collection of cars, furniture, toys or kitchen objects (blender or SRN layout) to
+a folder."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ CONSOLE = Console(width=120)
 
 @dataclass
 class GenerateConfig:
-    """Generate a collection of procedural car (or furniture, or toy) scenes. Re-running completes or extends a collection:
+    """Generate a collection of procedural car (or furniture, toy or kitchen) scenes. Re-running completes or extends a collection:
     scenes that are already complete are kept."""
 
     output: Path = Path("data/procedural-cars")
@@ -38,7 +39,8 @@ class GenerateConfig:
     """Object family. cars: body, cabin and wheels. furniture: tables, chairs, chests of drawers, bookcases and
     stools with wood grain, stripes or checks, a second family for measuring generalisation (evaluate on it, or
     train on it only under a seed that no evaluated scene uses). toys: robots, rockets, snowmen and stacking towers
-    in bright colours, a third. A folder of another family is refused."""
+    in bright colours, a third. kitchen: mugs, bottles, vases, teapots and jars in ceramic and glass tones, a fourth,
+    for evaluation only. A folder of another family is refused."""
     backdrop: Backdrop = "alpha"
     """alpha: views with alpha (RGBA PNGs). color, gradient: views without alpha, as photographs are, over a backdrop
     of each scene's own colours (one colour, or a vertical blend of two): JPGs in blender format, RGB PNGs in SRN.

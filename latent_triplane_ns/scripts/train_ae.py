@@ -19,14 +19,15 @@ from latent_triplane_ns.quiet import silence_harmless_warnings
 class TrainAutoencoder:
     """Train the compact autoencoder from scratch on a collection and write it as a local pretrained folder."""
 
-    data: Path
-    """Scene collection (folder of blender/nerfstudio scene folders) whose training images it learns from."""
+    data: Tuple[Path, ...]
+    """Scene collections (folders of blender/nerfstudio scene folders) whose training images it learns from: one, or
+    several of one image size (one per object family, say), learnt together."""
     output_dir: Path = Path("outputs/autoencoder")
     """Where the autoencoder is written (diffusers layout, plus latent statistics and the training curve). An
     existing folder is replaced only if an earlier `ltn-train-ae` wrote it. While training, checkpoints go to
     `<output-dir>.partial` beside it: rerunning the same command after a kill resumes from the latest one."""
     scene_range: Optional[Tuple[int, int]] = None
-    """[start, stop) of the sorted scene folders to use; all when None."""
+    """[start, stop) of the sorted scene folders of each collection to use; all when None."""
     training: AETrainingConfig = field(default_factory=AETrainingConfig)
     """Architecture, recipe and budget."""
     device: str = "cuda" if torch.cuda.is_available() else "cpu"
@@ -54,7 +55,7 @@ class TrainAutoencoder:
 
             log = train_and_save_autoencoder(
                 self.training,
-                self.data,
+                list(self.data),
                 self.output_dir,
                 self.scene_range,
                 self.device,
