@@ -269,6 +269,30 @@ def test_stage_records_reuse_only_a_complete_stage_of_the_same_settings(tmp_path
     assert runs == [1, 1, 1, 1, 1] and "cannot be read" in lines[-1]
 
 
+def test_a_given_folder_whose_weights_were_replaced_in_place_is_not_the_one_a_stage_used(tmp_path):
+    import hashlib
+
+    from latent_triplane_ns.benchmark.resume import StageRecords, folder_identity
+
+    ae = tmp_path / "ae"
+    (ae / "vae").mkdir(parents=True)
+    (ae / "config.json").write_text("{}")
+    (ae / "vae" / "weights.safetensors").write_bytes(b"first weights")
+    by_hand = hashlib.sha256(b"config.json\0{}" + b"vae/weights.safetensors\0first weights").hexdigest()[:16]
+    first = folder_identity(tmp_path / "." / "ae")
+    assert first == f"{ae.resolve()} (sha256 {by_hand})"
+    runs, lines = [], []
+    records = StageRecords(tmp_path / "logs", say=lines.append)
+    records.run("basis", {"autoencoder": first}, lambda: runs.append(1) or {})
+    StageRecords(tmp_path / "logs", say=lines.append).run("basis", {"autoencoder": folder_identity(ae)}, lambda: {})
+    assert runs == [1] and lines[-1].startswith("basis: reused")  # the same bytes: reused
+    (ae / "vae" / "weights.safetensors").write_bytes(b"other weights")  # retrained into the same folder
+    StageRecords(tmp_path / "logs", say=lines.append).run(
+        "basis", {"autoencoder": folder_identity(ae)}, lambda: runs.append(1) or {}
+    )
+    assert runs == [1, 1] and "its settings differ from the earlier run's" in lines[-1]
+
+
 def test_a_method_is_rerun_when_its_schedule_of_decoder_steps_changes_and_only_then(tmp_path):
     from latent_triplane_ns.benchmark.stages import Workspace, method_key
 

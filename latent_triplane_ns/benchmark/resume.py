@@ -32,6 +32,22 @@ def plain(value: Any) -> Any:
     return value
 
 
+def folder_identity(folder: Path) -> str:
+    """A folder given to the benchmark (an autoencoder, a basis) as a stage key sees it: its resolved path and a digest
+    of every file's name and bytes under it, so that a folder whose weights were replaced in place since a stage
+    was recorded is not mistaken for the one that stage used."""
+    import hashlib
+
+    root = Path(folder).resolve()
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(root)).encode() + b"\0")
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return f"{root} (sha256 {digest.hexdigest()[:16]})"
+
+
 @dataclass
 class StageRecords:
     """The completed stages of a benchmark's output folder.

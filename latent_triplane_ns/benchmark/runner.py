@@ -17,7 +17,7 @@ from latent_triplane_ns.benchmark.config import BenchmarkConfig
 from latent_triplane_ns.benchmark.plan import planned_seconds, sweep_stage
 from latent_triplane_ns.benchmark.progress import StageProgress
 from latent_triplane_ns.benchmark.report import markdown_report, summarize, write_outputs
-from latent_triplane_ns.benchmark.resume import StageRecords
+from latent_triplane_ns.benchmark.resume import StageRecords, folder_identity
 from latent_triplane_ns.benchmark.stages import (
     Workspace,
     autoencoder_key,
@@ -150,13 +150,13 @@ def run_benchmark(config: BenchmarkConfig, show_progress: bool = True) -> Dict[s
             )
         if config.basis is not None:
             basis_dir, one_off["basis"] = given_basis(config, new_names, sizes)
-            basis_id = str(Path(config.basis).resolve())
+            basis_id = folder_identity(config.basis)
         else:
             if config.autoencoder is not None:
                 autoencoder, one_off["autoencoder"] = autoencoder_stage(
                     config, workspace, basis_names, out / "autoencoder", progress
                 )
-                autoencoder_id = str(Path(config.autoencoder).resolve())
+                autoencoder_id = folder_identity(config.autoencoder)
             else:
                 ae_dir = out / "autoencoder"
                 record = records.run(
