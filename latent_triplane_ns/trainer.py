@@ -7,12 +7,14 @@ import pickle
 import shutil
 import sys
 import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Literal
+from typing import Any, Dict, Literal, Type
 
 import torch
 import yaml
-from nerfstudio.engine.trainer import Trainer
+from nerfstudio.engine.trainer import Trainer, TrainerConfig
+from nerfstudio.utils import writer
 from nerfstudio.utils.decorators import check_main_thread
 from nerfstudio.utils.rich_utils import CONSOLE
 
@@ -54,9 +56,23 @@ class CheckpointError(InputError):
     """A nerfstudio checkpoint that cannot be read, or a run folder that a new run would overwrite."""
 
 
-class LatentTrainer(Trainer):
-    """nerfstudio's `Trainer`, with five additions for the latent methods.
+@dataclass
+class LatentTrainerConfig(TrainerConfig):
+    """nerfstudio's `TrainerConfig`, with a run length that grows with the run's scenes."""
 
+    _target: Type = field(default_factory=lambda: LatentTrainer)
+    steps_per_scene: int = 0
+    """Steps added to `max_num_iterations` for each scene of the run (in scene-parallel training, of the largest
+    shard), so that a run of many scenes trains each of them as long as a run of few does: the run trains
+    max_num_iterations + steps_per_scene x scenes steps, and its learning rates decay over that many. 0: the run
+    trains max_num_iterations steps, as in nerfstudio."""
+
+
+class LatentTrainer(Trainer):
+    """nerfstudio's `Trainer`, with these additions for the latent methods.
+
+    - Length: with `steps_per_scene` (`LatentTrainerConfig`) the run's steps grow with its scenes, so that a preset
+      trains a run of a hundred scenes as it trains one of five; the total is said when training starts.
     - Decay: a preset's schedulers are written for the preset's number of steps; with `--max-num-iterations N` they
       decay over N steps instead, so a shorter or longer run still ends at the schedule's final rate.
     - Resume: `--max-num-iterations` is the run's total number of steps, also after `--load-dir` (nerfstudio would
@@ -77,11 +93,8 @@ class LatentTrainer(Trainer):
     """
 
     def setup(self, test_mode: Literal["test", "val", "inference"] = "val") -> None:
-        total = self.config.max_num_iterations
-        for group in self.config.optimizers.values():
-            scheduler = group.get("scheduler")
-            if scheduler is not None and hasattr(scheduler, "max_steps"):
-                scheduler.max_steps = total
+        # until the pipeline tells how many scenes the run has (steps_per_scene), the decay's horizon is the fixed part
+        self._decay_over(max(1, self.config.max_num_iterations))
         self._refuse_overwrite()
         self._restore_record_of_resumed_run()
         try:
@@ -93,6 +106,7 @@ class LatentTrainer(Trainer):
         if hasattr(model, "restore_record"):
             self.config.pipeline.model.restore = model.restore_record()
             self.save_run_config()
+        total = self._steps_for_scenes()
         self._warn_of_a_run_without_decoder_steps(total)
         if self._start_step > 0:  # resumed: train up to the run's total, not that many steps more
             if self._start_step >= total:
@@ -123,6 +137,33 @@ class LatentTrainer(Trainer):
         if self.config.save_only_latest_checkpoint:
             remove_other_checkpoints(self.checkpoint_dir, name)
 
+    def _decay_over(self, steps: int) -> None:
+        """The preset's schedulers decay over `steps` (nerfstudio's exponential decay reads `max_steps` at every
+        step, so this holds after the schedulers are built too)."""
+        for group in self.config.optimizers.values():
+            scheduler = group.get("scheduler")
+            if scheduler is not None and hasattr(scheduler, "max_steps"):
+                scheduler.max_steps = steps
+
+    def _steps_for_scenes(self) -> int:
+        """The run's total steps: max_num_iterations plus steps_per_scene for each of the model's scenes (a config
+        without the field, such as stage 1's, whose phases are counted in steps: max_num_iterations). Said once
+        when it grows with the scenes."""
+        per_scene = getattr(self.config, "steps_per_scene", 0)
+        total = self.config.max_num_iterations
+        if per_scene:
+            scenes = len(getattr(self.pipeline.model, "scene_names", ()))
+            total += per_scene * scenes
+            self.config.max_num_iterations, self.config.steps_per_scene = total, 0
+            self._decay_over(total)
+            writer.GLOBAL_BUFFER["max_iter"] = total  # the terminal's "% done" and ETA (set up before the scenes)
+            if self.local_rank == 0:
+                CONSOLE.print(
+                    f"Training {total} steps: --steps-per-scene {per_scene} for each of {scenes} scene(s), plus "
+                    f"--max-num-iterations {total - per_scene * scenes}."
+                )
+        return total
+
     def _warn_of_a_run_without_decoder_steps(self, total: int) -> None:
         """A preset whose ray steps grow with the number of scenes may leave a run of many scenes no decoder step
         within --max-num-iterations: said once, with the step count that would reach them."""
@@ -133,7 +174,7 @@ class LatentTrainer(Trainer):
         CONSOLE.print(
             f"[bold yellow]Warning:[/bold yellow] this run of {scenes} scene(s) makes ray steps only: its decoder "
             f"steps would begin at step {first} (ray_steps plus ray_steps_per_scene for each scene), and "
-            f"--max-num-iterations is {total}. Give --max-num-iterations above {first} for decoder steps."
+            f"the run has {total} steps. Give --max-num-iterations above {first} (or --steps-per-scene) for decoder steps."
         )
 
     def save_run_config(self) -> None:

@@ -6,7 +6,6 @@ from typing import Dict
 
 from nerfstudio.configs.base_config import ViewerConfig
 from nerfstudio.engine.optimizers import AdamOptimizerConfig
-from nerfstudio.engine.trainer import TrainerConfig
 from nerfstudio.plugins.types import MethodSpecification
 
 from latent_triplane_ns.autoencoder import AutoencoderConfig
@@ -16,7 +15,7 @@ from latent_triplane_ns.model import LatentTriplaneModelConfig
 from latent_triplane_ns.optimizers import PlainFloatExponentialDecaySchedulerConfig, SceneSparseAdamOptimizerConfig
 from latent_triplane_ns.pipeline import LatentPipelineConfig
 from latent_triplane_ns.quiet import silence_harmless_warnings
-from latent_triplane_ns.trainer import LatentTrainer
+from latent_triplane_ns.trainer import LatentTrainerConfig
 
 # Every ns-* command loads these presets through the entry points: `ns-render` then finds an ffmpeg even on a
 # machine without a system one, and the warnings known to be harmless stay off the user's screen.
@@ -58,17 +57,20 @@ def _optimizers(lr: float, max_steps: int) -> Dict[str, Dict]:
     }
 
 
-def _trainer(method_name: str, pipeline: LatentPipelineConfig, max_steps: int, lr: float) -> TrainerConfig:
-    return TrainerConfig(
-        _target=LatentTrainer,
+def _trainer(
+    method_name: str, pipeline: LatentPipelineConfig, max_steps: int, lr: float, steps_per_scene: int = 0
+) -> LatentTrainerConfig:
+    return LatentTrainerConfig(
         method_name=method_name,
         steps_per_eval_batch=500,
         steps_per_eval_image=500,
         steps_per_eval_all_images=max_steps,
         steps_per_save=1000,
         max_num_iterations=max_steps,
+        steps_per_scene=steps_per_scene,
         mixed_precision=False,
         pipeline=pipeline,
+        # the trainer sets the decay's horizon to the run's total steps
         optimizers=_optimizers(lr, max_steps),
         viewer=ViewerConfig(num_rays_per_chunk=1 << 14),
         vis="viewer",
@@ -91,7 +93,8 @@ latent_triplane = MethodSpecification(
 )
 
 # Sized for a 2-core CPU: smaller planes and fewer samples; 20 ray steps per scene bring the fit near its plateau,
-# the decoder steps after them train the planes and the shared decoder on decoded 16x16 latent windows.
+# the decoder steps after them train the planes and the shared decoder on decoded 16x16 latent windows. Both counts
+# are per scene, so a run of S scenes trains 120 x S steps: 20 x S ray steps, then 100 x S decoder steps.
 latent_triplane_small = MethodSpecification(
     config=_trainer(
         "latent-triplane-small",
@@ -99,11 +102,12 @@ latent_triplane_small = MethodSpecification(
             datamanager=LatentDataManagerConfig(train_num_rays_per_batch=1024, eval_num_rays_per_batch=1024),
             model=LatentTriplaneModelConfig(**CPU_FIELD, ray_steps=0, ray_steps_per_scene=20),
         ),
-        max_steps=600,
+        max_steps=0,
         lr=1e-2,
+        steps_per_scene=120,
     ),
-    description="latent-triplane sized for a CPU: 32x32 planes, M=8, 24+24 samples, 20 ray steps per scene then decoder "
-    "steps.",
+    description="latent-triplane sized for a CPU: 32x32 planes, M=8, 24+24 samples, 120 steps per scene: 20 ray steps "
+    "per scene, then decoder steps.",
 )
 
 # The paper's RGB baseline: the same field, sampler, renderer and MLP on RGB rays at full resolution, 32 per-scene

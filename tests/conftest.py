@@ -70,6 +70,7 @@ def reduced_config(method: str, data: Path, output_dir: Path, steps: int = 40, s
     from nerfstudio.configs.method_configs import all_methods
 
     from latent_triplane_ns.dataparsers.collection import SceneCollectionDataParserConfig
+    from latent_triplane_ns.trainer import LatentTrainerConfig
 
     config = copy.deepcopy(all_methods[method])
     config.output_dir = output_dir
@@ -78,6 +79,8 @@ def reduced_config(method: str, data: Path, output_dir: Path, steps: int = 40, s
     config.machine.device_type = "cpu"
     config.mixed_precision = False
     config.max_num_iterations = steps
+    if isinstance(config, LatentTrainerConfig):
+        config.steps_per_scene = 0  # `steps` in all
     config.steps_per_save = steps
     config.steps_per_eval_batch = steps
     config.steps_per_eval_image = steps

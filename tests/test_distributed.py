@@ -36,7 +36,7 @@ def tiny_run_flags(output_dir: Path, data: Path, steps: int, *extra: str) -> lis
         "latent-triplane-small",
         *("--output-dir", str(output_dir), "--timestamp", "run", "--vis", "tensorboard"),
         *("--machine.device-type", "cpu", "--logging.local-writer.enable", "False"),
-        *("--max-num-iterations", str(steps), "--steps-per-save", str(max(1, steps // 2))),
+        *("--max-num-iterations", str(steps), "--steps-per-scene", "0", "--steps-per-save", str(max(1, steps // 2))),
         *("--steps-per-eval-batch", str(steps), "--steps-per-eval-image", str(steps)),
         *("--steps-per-eval-all-images", str(10 * steps)),
         *tiny_flags(compact_autoencoder=True),
@@ -85,17 +85,20 @@ def finish(process: subprocess.Popen) -> tuple[int, str]:
     return process.returncode, output
 
 
-def test_every_rank_switches_to_decoder_steps_at_the_step_of_the_largest_shard(tiny_collection, tmp_path):
+def test_every_rank_switches_to_decoder_steps_and_stops_at_the_steps_of_the_largest_shard(tiny_collection, tmp_path):
     from latent_triplane_ns.distributed.launch import rank_config
 
     # 3 scenes on 2 ranks: shards of 2 and 1; 4 + 5 per scene of the largest shard = 14 ray steps on both ranks
     config = reduced_config("latent-triplane-small", tiny_collection, tmp_path, scene_range=(0, 3), ray_steps=4)
     config.pipeline.model.ray_steps_per_scene = 5
+    config.steps_per_scene = 3  # and the run's length: 40 + 3 per scene of the largest shard = 46 steps on both
     layout = ShardLayout(("scene_00000", "scene_00001", "scene_00002"), 2)
     for rank in (0, 1):
-        model = rank_config(config, layout, rank).pipeline.model
-        assert (model.ray_steps, model.ray_steps_per_scene) == (14, 0)
+        mine = rank_config(config, layout, rank)
+        assert (mine.pipeline.model.ray_steps, mine.pipeline.model.ray_steps_per_scene) == (14, 0)
+        assert (mine.max_num_iterations, mine.steps_per_scene) == (46, 0)
     assert (config.pipeline.model.ray_steps, config.pipeline.model.ray_steps_per_scene) == (4, 5)  # not changed
+    assert (config.max_num_iterations, config.steps_per_scene) == (40, 3)
 
 
 def test_layout_gives_each_rank_a_contiguous_shard_and_refuses_what_cannot_be_split(tmp_path):

@@ -209,7 +209,7 @@ def test_a_run_too_short_for_its_decoder_steps_is_told_so(trained, tiny_collecti
         config.setup(local_rank=0, world_size=1).setup()
         said[steps] = " ".join(capsys.readouterr().out.split())
     assert "this run of 2 scene(s) makes ray steps only: its decoder steps would begin at step 40" in said[40]
-    assert "--max-num-iterations is 40. Give --max-num-iterations above 40" in said[40]
+    assert "the run has 40 steps. Give --max-num-iterations above 40 (or --steps-per-scene)" in said[40]
     assert "ray steps only" not in said[41]
 
 

@@ -336,7 +336,7 @@ def test_stage_1_killed_after_its_first_checkpoint_resumes_with_load_dir(collect
 
 def test_stage_2_killed_after_its_first_checkpoint_resumes_with_load_dir(collection_64, tmp_path, stage_1_reference):
     command = ns_train_command(
-        "latent-triplane-small", tmp_path, collection_64, 60, 10, (2, 4),
+        "latent-triplane-small", tmp_path, collection_64, 60, 10, (2, 4), "--steps-per-scene", "0",
         "--pipeline.model.basis-checkpoint", str(stage_1_reference() / "basis"), "--pipeline.model.num-basis", "2",
     )  # fmt: skip
 

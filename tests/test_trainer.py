@@ -15,8 +15,8 @@ def test_the_decay_follows_max_num_iterations_and_config_records_the_autoencoder
     scheduled = {name: group["scheduler"] for name, group in config.optimizers.items() if group["scheduler"]}
     # the decoder's rate stays flat; the backgrounds' group trains only with background 'learned'
     assert set(scheduled) == {"micro_planes", "basis_weights", "backgrounds", "basis", "mlp"}
-    assert {scheduler.max_steps for scheduler in scheduled.values()} == {600}  # written for the preset's 600 steps
     trainer = run_training(config)
+    assert {scheduler.max_steps for scheduler in scheduled.values()} == {30}  # the run's own steps
     assert set(trainer.optimizers.optimizers) == set(scheduled) - {"backgrounds"}  # and no decoder group
     for name, optimizer in trainer.optimizers.optimizers.items():
         final = scheduled[name].lr_final
@@ -25,6 +25,26 @@ def test_the_decay_follows_max_num_iterations_and_config_records_the_autoencoder
     saved = yaml.load((trainer.base_dir / "config.yml").read_text(), Loader=yaml.Loader)
     architecture = saved.pipeline.model.restore["autoencoder"]["architecture"]
     assert architecture["latent_channels"] == 4 and architecture["_class_name"] == "AutoencoderKL"
+
+
+@pytest.mark.parametrize("scenes", [2, 3])
+def test_a_run_trains_steps_per_scene_for_each_of_its_scenes(tiny_collection, tmp_path, capsys, scenes):
+    config = reduced_config("latent-triplane-small", tiny_collection, tmp_path, steps=4, scene_range=(0, scenes))
+    config.pipeline.model.ray_steps = None
+    config.steps_per_scene = 5
+    trainer = run_training(config)
+    total = 4 + 5 * scenes
+    said = " ".join(capsys.readouterr().out.split())
+    assert f"Training {total} steps: --steps-per-scene 5 for each of {scenes} scene(s), plus --max-num-iterations 4" in said
+    assert [p.name for p in trainer.checkpoint_dir.glob("step-*.ckpt")] == [f"step-{total - 1:09d}.ckpt"]
+    for name, optimizer in trainer.optimizers.optimizers.items():
+        # the decay spans the whole run: it ends at the final rate at the last step, not at the fourth
+        final = config.optimizers[name]["scheduler"].lr_final
+        assert optimizer.param_groups[0]["lr"] == pytest.approx(final, rel=0.2), name
+    assert trainer.optimizers.schedulers["mlp"].last_epoch == total
+    from nerfstudio.utils import writer
+
+    assert writer.GLOBAL_BUFFER["max_iter"] == total  # the terminal's "% done" counts the whole run
 
 
 def test_a_truncated_checkpoint_is_named(tiny_collection, tmp_path):

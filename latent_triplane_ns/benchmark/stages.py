@@ -16,6 +16,7 @@ from latent_triplane_ns.benchmark.job import TrainingJob, run_job, run_job_proce
 from latent_triplane_ns.benchmark.plan import eval_schedule
 from latent_triplane_ns.benchmark.progress import StageProgress, job_progress
 from latent_triplane_ns.errors import InputError
+from latent_triplane_ns.trainer import LatentTrainerConfig
 
 
 @dataclass
@@ -61,6 +62,8 @@ def method_trainer_config(
     config.viewer.quit_on_train_completion = True
     config.machine.device_type = device
     config.max_num_iterations = NEVER
+    if isinstance(config, LatentTrainerConfig):
+        config.steps_per_scene = 0  # the budget stops the run
     config.steps_per_save = NEVER
     config.steps_per_eval_batch = NEVER
     config.steps_per_eval_image = NEVER

@@ -84,17 +84,19 @@ def _same_everywhere(value, what: str) -> None:
 
 def rank_config(config: TrainerConfig, layout: ShardLayout, rank: int) -> TrainerConfig:
     """The config rank `rank` trains with: its scenes only, its checkpoints in `shards/rank-<r>`, the shard's own
-    checkpoint when resuming, ray steps per scene counted for the largest shard, and no viewer, logging or
+    checkpoint when resuming, ray steps and steps per scene counted for the largest shard, and no viewer, logging or
     evaluation on ranks other than 0."""
     mine = copy.deepcopy(config)
     datamanager = mine.pipeline.datamanager
     datamanager.dataparser = shard_dataparser(config.pipeline.datamanager.dataparser, layout, rank)
     mine.relative_model_dir = Path(SHARDS_DIR) / f"rank-{rank}"
     model = mine.pipeline.model
+    # every rank switches to decoder steps, and stops, at the same step: the one of the largest shard
+    largest = max(stop - start for start, stop in layout.ranges)
     if getattr(model, "ray_steps", None) is not None and getattr(model, "ray_steps_per_scene", 0):
-        # every rank switches to decoder steps at the same step: the one of the largest shard
-        largest = max(stop - start for start, stop in layout.ranges)
         model.ray_steps, model.ray_steps_per_scene = model.ray_steps + model.ray_steps_per_scene * largest, 0
+    if getattr(mine, "steps_per_scene", 0):
+        mine.max_num_iterations, mine.steps_per_scene = mine.max_num_iterations + mine.steps_per_scene * largest, 0
     if config.load_dir is not None:
         resumed = Path(config.load_dir).parent
         layout.check_resumes(resumed / SHARDS_DIR)

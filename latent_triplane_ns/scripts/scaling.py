@@ -22,7 +22,9 @@ from latent_triplane_ns.benchmark.scaling import (
     step_seconds,
     torchrun,
 )
+from latent_triplane_ns.benchmark.config import preset_config
 from latent_triplane_ns.quiet import silence_harmless_warnings
+from latent_triplane_ns.trainer import LatentTrainerConfig
 
 CONSOLE = Console()
 
@@ -63,6 +65,7 @@ def ns_train_args(
         *("--output-dir", str(common.output_dir / "runs"), "--experiment-name", run, "--timestamp", "run"),
         *("--vis", "tensorboard", "--machine.device-type", "cpu", "--logging.local-writer.enable", "False"),
         *("--max-num-iterations", str(steps), "--steps-per-save", str(steps)),
+        *(("--steps-per-scene", "0") if isinstance(preset_config(method), LatentTrainerConfig) else ()),
         *("--steps-per-eval-batch", "0", "--steps-per-eval-image", "0", "--steps-per-eval-all-images", "0"),
         *("--pipeline.datamanager.train-num-rays-per-batch", str(common.rays)),
         *("--pipeline.datamanager.scenes-per-batch", str(common.scenes_per_batch)),
