@@ -35,7 +35,10 @@ def test_a_run_trains_steps_per_scene_for_each_of_its_scenes(tiny_collection, tm
     trainer = run_training(config)
     total = 4 + 5 * scenes
     said = " ".join(capsys.readouterr().out.split())
-    assert f"Training {total} steps: --steps-per-scene 5 for each of {scenes} scene(s), plus --max-num-iterations 4" in said
+    assert (
+        f"Training {total} steps: --steps-per-scene 5 for each of {scenes} scene(s), plus --max-num-iterations 4"
+        in said
+    )
     assert [p.name for p in trainer.checkpoint_dir.glob("step-*.ckpt")] == [f"step-{total - 1:09d}.ckpt"]
     for name, optimizer in trainer.optimizers.optimizers.items():
         # the decay spans the whole run: it ends at the final rate at the last step, not at the fourth

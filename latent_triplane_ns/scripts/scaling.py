@@ -11,6 +11,7 @@ from typing import Annotated, List, Sequence, Union
 import tyro
 from rich.console import Console
 
+from latent_triplane_ns.benchmark.config import preset_config
 from latent_triplane_ns.benchmark.scaling import (
     FieldSizes,
     RunSpec,
@@ -22,7 +23,6 @@ from latent_triplane_ns.benchmark.scaling import (
     step_seconds,
     torchrun,
 )
-from latent_triplane_ns.benchmark.config import preset_config
 from latent_triplane_ns.quiet import silence_harmless_warnings
 from latent_triplane_ns.trainer import LatentTrainerConfig
 
