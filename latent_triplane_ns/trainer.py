@@ -67,6 +67,11 @@ class LatentTrainerConfig(TrainerConfig):
     max_num_iterations + steps_per_scene x scenes steps, and its learning rates decay over that many. 0: the run
     trains max_num_iterations steps, as in nerfstudio."""
 
+    def fold_steps_per_scene(self, scenes: int) -> None:
+        """Makes the run's length a plain step count for `scenes` scenes: max_num_iterations + steps_per_scene x
+        scenes, and steps_per_scene 0."""
+        self.max_num_iterations, self.steps_per_scene = self.max_num_iterations + self.steps_per_scene * scenes, 0
+
 
 class LatentTrainer(Trainer):
     """nerfstudio's `Trainer`, with these additions for the latent methods.
@@ -149,20 +154,19 @@ class LatentTrainer(Trainer):
         """The run's total steps: max_num_iterations plus steps_per_scene for each of the model's scenes (a config
         without the field, such as stage 1's, whose phases are counted in steps: max_num_iterations). Said once
         when it grows with the scenes."""
-        per_scene = getattr(self.config, "steps_per_scene", 0)
-        total = self.config.max_num_iterations
+        per_scene, fixed = getattr(self.config, "steps_per_scene", 0), self.config.max_num_iterations
         if per_scene:
             scenes = len(getattr(self.pipeline.model, "scene_names", ()))
-            total += per_scene * scenes
-            self.config.max_num_iterations, self.config.steps_per_scene = total, 0
+            self.config.fold_steps_per_scene(scenes)
+            total = self.config.max_num_iterations
             self._decay_over(total)
             writer.GLOBAL_BUFFER["max_iter"] = total  # the terminal's "% done" and ETA (set up before the scenes)
             if self.local_rank == 0:
                 CONSOLE.print(
                     f"Training {total} steps: --steps-per-scene {per_scene} for each of {scenes} scene(s), plus "
-                    f"--max-num-iterations {total - per_scene * scenes}."
+                    f"--max-num-iterations {fixed}."
                 )
-        return total
+        return self.config.max_num_iterations
 
     def _warn_of_a_run_without_decoder_steps(self, total: int) -> None:
         """A preset whose ray steps grow with the number of scenes may leave a run of many scenes no decoder step

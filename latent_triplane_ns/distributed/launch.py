@@ -32,7 +32,7 @@ from latent_triplane_ns.distributed.shards import ShardError, ShardLayout, colle
 from latent_triplane_ns.distributed.trainer import SHARDS_DIR, DistributedTrainer, shard_dir
 from latent_triplane_ns.errors import InputError
 from latent_triplane_ns.quiet import silence_harmless_warnings
-from latent_triplane_ns.trainer import latest_checkpoint_step
+from latent_triplane_ns.trainer import LatentTrainerConfig, latest_checkpoint_step
 
 TIMEOUT_ENV = "LTN_DIST_TIMEOUT_S"
 """Environment variable: seconds a rank waits in a collective (or for the others to start) before it fails, instead
@@ -95,8 +95,8 @@ def rank_config(config: TrainerConfig, layout: ShardLayout, rank: int) -> Traine
     largest = max(stop - start for start, stop in layout.ranges)
     if getattr(model, "ray_steps", None) is not None and getattr(model, "ray_steps_per_scene", 0):
         model.ray_steps, model.ray_steps_per_scene = model.ray_steps + model.ray_steps_per_scene * largest, 0
-    if getattr(mine, "steps_per_scene", 0):
-        mine.max_num_iterations, mine.steps_per_scene = mine.max_num_iterations + mine.steps_per_scene * largest, 0
+    if isinstance(mine, LatentTrainerConfig):
+        mine.fold_steps_per_scene(largest)
     if config.load_dir is not None:
         resumed = Path(config.load_dir).parent
         layout.check_resumes(resumed / SHARDS_DIR)
