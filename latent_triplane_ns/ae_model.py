@@ -94,6 +94,10 @@ class LatentTriplaneAEModel(LatentTriplaneModel):
                 "latent-triplane-ae counts its phases in steps: give the fit phase's length as ray_steps "
                 "(ray_steps_per_scene must be 0)"
             )
+        if self.config.decoder_trainable != "all":
+            raise InputError(
+                "latent-triplane-ae's decoder phase trains the whole decoder: decoder_trainable must be 'all'"
+            )
 
     @property
     def warmup_steps(self) -> int:

@@ -10,7 +10,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Literal, Optional, Tuple, Type
+from typing import Any, Dict, List, Literal, Optional, Tuple, Type
 
 import torch
 from jaxtyping import Float
@@ -77,6 +77,17 @@ def folder_latent_size(folder: Path) -> Tuple[int, int]:
         raise AutoencoderError(
             f"{config_file}: not a diffusers autoencoder config ({type(err).__name__}: {err})"
         ) from err
+
+
+def decoder_last_block_parameters(decoder: nn.Module) -> List[nn.Parameter]:
+    """The parameters of a diffusers decoder's last up-block and output layers: AutoencoderKL's `up_blocks[-1]`,
+    `conv_norm_out` and `conv_out`; AutoencoderTiny's layers after its last upsampling."""
+    if hasattr(decoder, "up_blocks"):
+        parts = [decoder.up_blocks[-1], decoder.conv_norm_out, decoder.conv_out]
+        return [p for part in parts for p in part.parameters()]
+    layers = list(decoder.layers)
+    last = max(i for i, layer in enumerate(layers) if isinstance(layer, torch.nn.Upsample))
+    return [p for layer in layers[last + 1 :] for p in layer.parameters()]
 
 
 def encode_latents(vae, x: Float[Tensor, "B 3 H W"], mode: str = "mean") -> Tuple[Tensor, Optional[Tensor]]:

@@ -31,6 +31,7 @@ from latent_triplane_ns.autoencoder import (
     LatentAutoencoder,
     autoencoder_from_record,
     autoencoder_record,
+    decoder_last_block_parameters,
 )
 from latent_triplane_ns.backgrounds import (
     BackgroundMode,
@@ -116,6 +117,10 @@ class LatentTriplaneModelConfig(ModelConfig):
     image is the matching window of the training image, `downsample_factor` times larger); None, or a side at least
     the latent's: whole views. A window of half the latent's side costs a quarter of the rays and decoded pixels of a
     whole view."""
+    decoder_trainable: Literal["all", "last_block"] = "all"
+    """Which of the autoencoder decoder's parameters the decoder steps train: all of them, or only its last up-block
+    and output layers (`decoder_last_block_parameters`); the layers before still pass the decode loss's gradient on
+    to the planes, without computing gradients of their own weights."""
     decoder_ae_loss_mult: float = 0.0
     """Weight of MSE(D(E(image)), image) in the decoder steps, which keeps the decoder a decoder of the encoder's
     latents (the encoder itself stays frozen); 0: off."""
@@ -219,8 +224,9 @@ class LatentTriplaneModel(Model):
                 "'identity' has none (set --pipeline.model.ray-steps None)"
             )
         if self.has_decoder_steps:
+            trained = {id(p) for p in self.trained_decoder_parameters()}
             for param in self.autoencoder_parts()["decoder"]:
-                param.requires_grad_(True)
+                param.requires_grad_(id(param) in trained)
         if not self.train_shared:  # frozen: no gradients computed for them at all
             triplanes.basis.requires_grad_(False)
             self.field.mlp.requires_grad_(False)
@@ -315,11 +321,17 @@ class LatentTriplaneModel(Model):
         decoder = list(vae.decoder.parameters()) + around("post_quant_conv")
         return {"encoder": encoder, "decoder": decoder}
 
+    def trained_decoder_parameters(self) -> List[Parameter]:
+        """The decoder's parameters that decoder steps train (`decoder_trainable`)."""
+        if self.config.decoder_trainable == "last_block":
+            return decoder_last_block_parameters(self.autoencoder.vae.decoder)
+        return self.autoencoder_parts()["decoder"]
+
     def get_param_groups(self) -> Dict[str, List[Parameter]]:
         planes = self.field.triplanes
         groups = {"micro_planes": [planes.micro]}
         if self.has_decoder_steps:
-            groups["decoder"] = self.autoencoder_parts()["decoder"]
+            groups["decoder"] = self.trained_decoder_parameters()
         if planes.num_basis > 0:
             groups["basis_weights"] = [planes.weights]
         if self.backgrounds.learned is not None:

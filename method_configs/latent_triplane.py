@@ -92,21 +92,21 @@ latent_triplane = MethodSpecification(
     description="Micro-Macro Tri-Planes learned in an autoencoder's latent space, many scenes in one run.",
 )
 
-# Sized for a 2-core CPU: smaller planes and fewer samples; 20 ray steps per scene bring the fit near its plateau,
-# the decoder steps after them train the planes and the shared decoder on decoded 16x16 latent windows. Both counts
-# are per scene, so a run of S scenes trains 120 x S steps: 20 x S ray steps, then 100 x S decoder steps.
+# Sized for a 2-core CPU: smaller planes and fewer samples; 10 ray steps per scene give the planes a first fit, the
+# decoder steps after them train the planes and the shared decoder on decoded 16x16 latent windows. Both counts are
+# per scene, so a run of S scenes trains 120 x S steps: 10 x S ray steps, then 110 x S decoder steps.
 latent_triplane_small = MethodSpecification(
     config=_trainer(
         "latent-triplane-small",
         LatentPipelineConfig(
             datamanager=LatentDataManagerConfig(train_num_rays_per_batch=1024, eval_num_rays_per_batch=1024),
-            model=LatentTriplaneModelConfig(**CPU_FIELD, ray_steps=0, ray_steps_per_scene=20),
+            model=LatentTriplaneModelConfig(**CPU_FIELD, ray_steps=0, ray_steps_per_scene=10),
         ),
         max_steps=0,
         lr=1e-2,
         steps_per_scene=120,
     ),
-    description="latent-triplane sized for a CPU: 32x32 planes, M=8, 24+24 samples, 120 steps per scene: 20 ray steps "
+    description="latent-triplane sized for a CPU: 32x32 planes, M=8, 24+24 samples, 120 steps per scene: 10 ray steps "
     "per scene, then decoder steps.",
 )
 

@@ -11,6 +11,7 @@ from latent_triplane_ns.autoencoder import (
     AutoencoderError,
     CompactAEConfig,
     LatentAutoencoder,
+    decoder_last_block_parameters,
 )
 
 
@@ -44,6 +45,26 @@ def test_compact_shapes_and_ranges():
     assert ae.color_latents(torch.ones(2, 3)).shape == (2, 4)
     with pytest.raises(AutoencoderError, match="not a multiple"):
         ae.encode(torch.rand(1, 3, 15, 16))
+
+
+@pytest.mark.parametrize("kind", ["kl", "tiny"])
+def test_the_decoders_last_block_is_what_follows_its_last_upsampling(kind):
+    torch.manual_seed(0)
+    vae = CompactAEConfig(kind=kind, block_out_channels=(8, 8, 8), latent_channels=4).build()
+    decoder = vae.decoder
+    if kind == "kl":  # diffusers' Decoder: up_blocks, the last one without an upsampler, then norm and conv_out
+        parts = [decoder.up_blocks[-1], decoder.conv_norm_out, decoder.conv_out]
+    else:  # AutoencoderTiny's decoder: one Sequential; with 3 levels, 2 Upsample layers
+        layers = list(decoder.layers)
+        ups = [i for i, layer in enumerate(layers) if isinstance(layer, torch.nn.Upsample)]
+        assert len(ups) == 2
+        parts = layers[ups[-1] + 1 :]
+    expected = {id(p) for part in parts for p in part.parameters()}
+    chosen = decoder_last_block_parameters(decoder)
+    assert {id(p) for p in chosen} == expected and len(chosen) == len(expected)
+    assert 0 < sum(p.numel() for p in chosen) < sum(p.numel() for p in decoder.parameters())
+    # the last parameter of the decoder, its output convolution's bias, is always among them
+    assert id(list(decoder.parameters())[-1]) in expected
 
 
 def test_identity_is_rgb():

@@ -293,7 +293,7 @@ def test_a_given_folder_whose_weights_were_replaced_in_place_is_not_the_one_a_st
     assert runs == [1, 1] and "its settings differ from the earlier run's" in lines[-1]
 
 
-def test_a_method_is_rerun_when_its_schedule_of_decoder_steps_changes_and_only_then(tmp_path):
+def test_a_method_is_rerun_when_its_presets_schedule_or_learning_rates_change(tmp_path):
     from latent_triplane_ns.benchmark.stages import Workspace, method_key
 
     workspace = Workspace(data=tmp_path / "data", runs=tmp_path / "runs", logs=tmp_path / "logs")
@@ -303,12 +303,22 @@ def test_a_method_is_rerun_when_its_schedule_of_decoder_steps_changes_and_only_t
     def key(method, **settings):
         return method_key(config, workspace, (method, 1024, 5.0, settings), ["a", "b"], sizes, basis=None)
 
-    # the preset's schedule is part of the key: a run made under another preset is not reused
-    preset = {"ray_steps": 0, "ray_steps_per_scene": 20, "decoder_patch_size": 16}
+    # the preset's schedule and learning rates are part of the key: a run made under another preset is not reused
+    preset = {
+        "ray_steps": 0,
+        "ray_steps_per_scene": 10,
+        "decoder_views_per_step": 4,
+        "decoder_patch_size": 16,
+        "decoder_trainable": "all",
+    }
     assert key("latent-triplane-small")["schedule"] == preset
     assert key("latent-triplane-small", ray_steps=50)["schedule"]["ray_steps"] == 50
     assert key("latent-triplane-small") != key("latent-triplane-small", ray_steps=50)
-    assert key("latent-triplane-small") != key("latent-triplane-small", ray_steps_per_scene=10)
+    assert key("latent-triplane-small") != key("latent-triplane-small", ray_steps_per_scene=20)
+    assert key("latent-triplane-small") != key("latent-triplane-small", decoder_trainable="last_block")
+    assert key("latent-triplane-small")["learning_rates"]["decoder"] == 1e-3
+    assert key("latent-triplane-small")["learning_rates"]["micro_planes"] == 1e-2
+    assert key("triplane-rgb")["learning_rates"]["micro_planes"] == 3e-2
     assert key("triplane-rgb")["schedule"]["ray_steps"] is None
 
 

@@ -192,6 +192,44 @@ def test_decoder_steps_fine_tune_the_shared_decoder_on_rendered_views(trained, t
     assert all(torch.equal(loaded[k], end[k]) for k in decoder_keys)
 
 
+def test_decoder_steps_can_train_only_the_decoders_last_block(trained, tiny_collection, tmp_path):
+    trainer, _, _ = trained
+    config = reduced_config(
+        "latent-triplane-small",
+        tiny_collection,
+        tmp_path,
+        steps=10,
+        scene_range=(2, 4),
+        basis_checkpoint=trainer.base_dir / "basis",
+        ray_steps=2,  # then 8 decoder steps
+        ray_steps_per_scene=0,
+        decoder_views_per_step=2,
+        decoder_trainable="last_block",
+    )
+    config.optimizers["decoder"]["optimizer"].lr = 1e-3
+    fresh = config.setup(local_rank=0, world_size=1)
+    fresh.setup()
+    model = fresh.pipeline.model
+    decoder = model.autoencoder.vae.decoder
+    last = f"up_blocks.{len(decoder.up_blocks) - 1}."  # the toy autoencoder is an AutoencoderKL
+    names = {id(p): n for n, p in decoder.named_parameters()}
+    trained_names = {names[id(p)] for p in fresh.optimizers.parameters["decoder"]}
+    assert trained_names == {n for n in names.values() if n.startswith((last, "conv_norm_out.", "conv_out."))}
+    assert all(p.requires_grad == (n in trained_names) for n, p in decoder.named_parameters())
+    # the frozen layers still carry the decode loss's gradient back to the planes
+    _, losses, _ = fresh.pipeline.get_train_loss_dict(step=model.first_decoder_step)
+    (to_planes,) = torch.autograd.grad(losses["dec_loss"], [model.field.triplanes.micro])
+    assert to_planes.abs().sum() > 0
+    start = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    fresh.train()
+    end = model.state_dict()
+    changed = {k for k in start if not torch.equal(start[k], end[k])}
+    prefix = "autoencoder.vae.decoder."
+    assert {k[len(prefix) :] for k in changed if k.startswith(prefix)} == trained_names
+    assert {"field.triplanes.micro", "field.triplanes.weights"} <= changed
+    assert not any(k.startswith(("autoencoder.vae.encoder.", "autoencoder.vae.post_quant_conv.")) for k in changed)
+
+
 def test_a_run_too_short_for_its_decoder_steps_is_told_so(trained, tiny_collection, tmp_path, capsys):
     trainer, _, _ = trained
     said = {}

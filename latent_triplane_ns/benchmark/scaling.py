@@ -229,9 +229,8 @@ def per_scene_memory(rows: List[dict]) -> List[dict]:
     return out
 
 
-StepVariant = Literal["plain", "bf16", "channels_last", "last_block"]
-"""How a decoder step is changed: not at all, bf16 autocast, channels-last convolutions, or only the decoder's last
-up-block trained."""
+StepVariant = Literal["plain", "bf16", "channels_last"]
+"""How a step's computation is changed: not at all, bf16 autocast, or channels-last convolutions."""
 
 
 def step_seconds(
@@ -248,8 +247,7 @@ def step_seconds(
 ) -> float:
     """The median seconds of `steps` training steps (after `warmup`) of latent-triplane-small on `num_scenes`
     procedural cars at `image_size` px in `data`, with `autoencoder` and the model settings `model`: ray steps, or
-    with `decoder` decoder steps, under `variant` (bf16 autocast, channels-last convolutions, or only the decoder's
-    last up-block trained)."""
+    with `decoder` decoder steps, under `variant` (bf16 autocast or channels-last convolutions)."""
     from nerfstudio.configs.method_configs import all_methods
 
     from latent_triplane_ns.dataparsers.procedural import ProceduralCarsDataParserConfig
@@ -275,10 +273,6 @@ def step_seconds(
     vae = pipeline.model.autoencoder.vae
     if variant == "channels_last":
         vae.to(memory_format=torch.channels_last)
-    if variant == "last_block":  # the decoder's parameters outside its last up-block keep no gradient
-        keep = {id(p) for p in last_block_parameters(vae.decoder)}
-        for param in pipeline.model.autoencoder_parts()["decoder"]:
-            param.requires_grad_(id(param) in keep)
     autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if variant == "bf16" else contextlib.nullcontext
     first = pipeline.model.first_decoder_step if decoder else 0
     times = []
@@ -293,14 +287,3 @@ def step_seconds(
         if i >= warmup:
             times.append(time.perf_counter() - start)
     return statistics.median(times)
-
-
-def last_block_parameters(decoder) -> list:
-    """The parameters of a diffusers decoder's last up-block and output layers: AutoencoderKL's `up_blocks[-1]`,
-    `conv_norm_out` and `conv_out`; AutoencoderTiny's layers after its last upsampling."""
-    if hasattr(decoder, "up_blocks"):
-        parts = [decoder.up_blocks[-1], decoder.conv_norm_out, decoder.conv_out]
-        return [p for part in parts for p in part.parameters()]
-    layers = list(decoder.layers)
-    last = max(i for i, layer in enumerate(layers) if isinstance(layer, torch.nn.Upsample))
-    return [p for layer in layers[last + 1 :] for p in layer.parameters()]

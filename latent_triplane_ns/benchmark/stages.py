@@ -224,13 +224,20 @@ def method_key(
     basis: Optional[str],
 ) -> Dict[str, Any]:
     """What makes a compared method's figures: its scenes, method, rays, budget and model settings, the preset's
-    schedule of ray and decoder steps, the basis it uses (the id of the basis stage's record, or the folder given;
-    None for the RGB baseline), the evaluation and render schedule, the device."""
+    schedule of ray and decoder steps and its learning rates, the basis it uses (the id of the basis stage's record,
+    or the folder given; None for the RGB baseline), the evaluation and render schedule, the device."""
     method, rays, minutes, settings = run
-    model = preset_config(method).pipeline.model
+    preset = preset_config(method)
+    model = preset.pipeline.model
     schedule = {
         key: settings.get(key, getattr(model, key))
-        for key in ("ray_steps", "ray_steps_per_scene", "decoder_patch_size")
+        for key in (
+            "ray_steps",
+            "ray_steps_per_scene",
+            "decoder_views_per_step",
+            "decoder_patch_size",
+            "decoder_trainable",
+        )
     }
     return {
         **data_key(config, workspace),
@@ -242,6 +249,7 @@ def method_key(
         "sizes": asdict(sizes),
         "basis": basis,
         "schedule": schedule,
+        "learning_rates": {name: group["optimizer"].lr for name, group in sorted(preset.optimizers.items())},
         "curve_points": config.curve_points,
         "first_eval_seconds": config.first_eval_seconds,
         "eval_views_per_scene": config.eval_views_per_scene,

@@ -353,7 +353,7 @@ class Steps:
             ("decoder step, 8 views", {"decoder_views_per_step": 8}, "plain", True),
             ("decoder step, bf16 autocast", {}, "bf16", True),
             ("decoder step, channels-last", {}, "channels_last", True),
-            ("decoder step, last up-block only", {}, "last_block", True),
+            ("decoder step, last up-block only", {"decoder_trainable": "last_block"}, "plain", True),
             ("decoder step (preset), again", {}, "plain", True),
         ]
         for label, model, variant, decoder in variants:
