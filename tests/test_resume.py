@@ -338,7 +338,11 @@ def test_stage_2_killed_after_its_first_checkpoint_resumes_with_load_dir(collect
     command = ns_train_command(
         "latent-triplane-small", tmp_path, collection_64, 60, 10, (2, 4), "--steps-per-scene", "0",
         "--pipeline.model.basis-checkpoint", str(stage_1_reference() / "basis"), "--pipeline.model.num-basis", "2",
+        "--pipeline.model.ray-steps-per-scene", "20",
     )  # fmt: skip
+    # 40 ray steps, then 20 decoder steps. A resumed run draws other decoder windows than the uninterrupted one (the
+    # random state is not in nerfstudio's checkpoints), so the decoded PSNRs of the two drift apart with every decoder
+    # step; the schedule is pinned so that the comparison stays one of the fit, not of the preset's current split.
 
     def uninterrupted() -> Path:
         reference = command[:]
